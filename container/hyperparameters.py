@@ -6,6 +6,7 @@ reproduces the original project's run.
 """
 import argparse
 import os
+import re
 
 from sagemaker_training.errors import ClientError
 
@@ -42,7 +43,16 @@ class _Parser(argparse.ArgumentParser):
             raise HyperparameterError(
                 f"unknown hyperparameter(s): {', '.join(names) or message}. "
                 f"Known: {', '.join(known)}")
-        raise HyperparameterError(f"hyperparameter {message}")
+        match = re.match(r"argument --([\w-]+)\S*: (.*)", message)
+        if not match:
+            raise HyperparameterError(f"hyperparameter error: {message}")
+        name, problem = match.group(1).replace("-", "_"), match.group(2)
+        choices = re.match(r"invalid choice: (.*) \(choose from (.*)\)", problem)
+        if choices:
+            problem = f"{choices.group(1)} is not allowed; choose from " + \
+                ", ".join(c.strip(" '") for c in choices.group(2).split(","))
+        problem = re.sub(r"^invalid \w+ value: ", "", problem)
+        raise HyperparameterError(f"hyperparameter {name}: {problem}")
 
 
 def _bool(value):
@@ -77,38 +87,38 @@ def build_parser(environ=os.environ):
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     # Model; None means the architecture's own default (model.networks.ARCH_DEFAULTS).
     p.add_argument("--model", choices=ARCHES, default="bncnn")
-    p.add_argument("--hidden-channels", "--hidden_channels", type=_ranged(int, 1, 1024))
-    p.add_argument("--kernel-size", "--kernel_size", type=_ranged(int, 1))
+    p.add_argument("--hidden_channels", "--hidden-channels", type=_ranged(int, 1, 1024))
+    p.add_argument("--kernel_size", "--kernel-size", type=_ranged(int, 1))
     p.add_argument("--dropout", type=_ranged(float, 0.0, 1.0))
     # Optimisation; None means the model's preset (PRESETS).
     p.add_argument("--epochs", type=_ranged(int, 1, 1000), default=2)
-    p.add_argument("--batch-size", "--batch_size", type=_ranged(int, 1, 60000),
+    p.add_argument("--batch_size", "--batch-size", type=_ranged(int, 1, 60000),
                    help="global batch, split across all processes")
-    p.add_argument("--test-batch-size", "--test_batch_size", type=_ranged(int, 1), default=1000)
+    p.add_argument("--test_batch_size", "--test-batch-size", type=_ranged(int, 1), default=1000)
     p.add_argument("--lr", type=_ranged(float, 0.0, low_open=True),
                    help="peak learning rate for onecycle")
     p.add_argument("--momentum", type=_ranged(float, 0.0, 1.0))
-    p.add_argument("--weight-decay", "--weight_decay", type=_ranged(float, 0.0))
+    p.add_argument("--weight_decay", "--weight-decay", type=_ranged(float, 0.0))
     p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--schedule", choices=SCHEDULES)
     p.add_argument("--gamma", type=_ranged(float, 0.0, 1.0, low_open=True), default=0.7,
                    help="learning-rate factor per epoch for the step schedule")
-    p.add_argument("--label-smoothing", "--label_smoothing", type=_ranged(float, 0.0, 0.99))
+    p.add_argument("--label_smoothing", "--label-smoothing", type=_ranged(float, 0.0, 0.99))
     p.add_argument("--augment", type=_bool, default=False,
                    help="random shifts, rotations and scaling of training images")
     p.add_argument("--seed", type=_ranged(int, 0, 2**31 - 1), default=1)
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="distributed backend: auto picks nccl on GPU, gloo on CPU")
-    p.add_argument("--log-interval", "--log_interval", type=_ranged(int, 1), default=100,
+    p.add_argument("--log_interval", "--log-interval", type=_ranged(int, 1), default=100,
                    help="batches between 'Train Epoch' log lines")
     p.add_argument("--amp", type=_bool, default=True,
                    help="bfloat16/float16 autocast on CUDA (ignored on CPU)")
     # Paths, from the toolkit's SM_* variables.
-    p.add_argument("--model-dir", default=env(settings.MODEL_DIR_ENV))
-    p.add_argument("--output-data-dir", default=env(settings.OUTPUT_DATA_DIR_ENV))
+    p.add_argument("--model_dir", "--model-dir", default=env(settings.MODEL_DIR_ENV))
+    p.add_argument("--output_data_dir", "--output-data-dir", default=env(settings.OUTPUT_DATA_DIR_ENV))
     p.add_argument("--train", default=env(settings.TRAINING_CHANNEL_ENV))
     p.add_argument("--test", default=env(settings.TESTING_CHANNEL_ENV))
-    p.add_argument("--checkpoint-dir", default=settings.default_checkpoint_dir())
+    p.add_argument("--checkpoint_dir", "--checkpoint-dir", default=settings.default_checkpoint_dir())
     return p
 
 
@@ -123,9 +133,12 @@ def parse_args(argv, environ=os.environ):
                                       kernel_size=args.kernel_size, dropout=args.dropout)
     except ValueError as e:
         raise HyperparameterError(f"invalid hyperparameter: {e}") from None
-    for missing in ("model_dir", "output_data_dir", "train"):
-        if not getattr(args, missing):
-            raise HyperparameterError(f"no {missing.replace('_', '-')} given and its SM_* "
-                                      f"variable is unset")
+    required = {"train": f"no 'training' channel ({settings.TRAINING_CHANNEL_ENV} is unset): "
+                         "give the job a training channel holding MNIST",
+                "model_dir": f"no model folder ({settings.MODEL_DIR_ENV} is unset)",
+                "output_data_dir": f"no output folder ({settings.OUTPUT_DATA_DIR_ENV} is unset)"}
+    for name, problem in required.items():
+        if not getattr(args, name):
+            raise HyperparameterError(problem)
     return args
 

@@ -3,6 +3,9 @@ import os
 
 # sagemaker-training toolkit: where /opt/ml lives (outside a container, any folder).
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+# The function the toolkit's trainer calls instead of a user script.
+TRAINING_MODULE_ENV = "SAGEMAKER_TRAINING_MODULE"
+TRAINING_MODULE = "container.train:main"
 DEFAULT_BASE_DIR = "/opt/ml"
 
 # Paths and cluster layout the toolkit exports to the job (SM_* variables).

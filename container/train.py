@@ -1,8 +1,9 @@
-"""Training entry point: the sagemaker-training toolkit calls ``main()``.
+"""Training: the sagemaker-training toolkit's trainer calls ``main()``.
 
-The image sets SAGEMAKER_TRAINING_MODULE=container.train:main, so ``train`` (the toolkit's
-command) reads /opt/ml, calls main(), and writes /opt/ml/output/success, or failure with the
-message of the exception that ended the job (ClientError messages are written as they are).
+``python -m container train`` (the image's ``train``) sets SAGEMAKER_TRAINING_MODULE to
+container.train:main; the toolkit reads /opt/ml, calls main(), and writes
+/opt/ml/output/success, or failure with the message of the exception that ended the job
+(a ClientError's message as it is, anything else with its traceback), and exits non-zero.
 """
 import json
 import os
@@ -23,6 +24,7 @@ from torch.utils.data import DistributedSampler
 from container import artifacts, settings
 from container.data import load_mnist
 from container.hyperparameters import parse_args
+from container.metrics import TEST_LINE, TRAIN_LINE
 from model.networks import build_model
 
 # Hyperparameters that change the trained model; a checkpoint resumes only under the same ones.
@@ -277,8 +279,8 @@ def train(args, layout, local_rank=0):
             scheduler.step()
             if (batch + 1) % args.log_interval == 0:
                 seen = min((batch + 1) * args.batch_size, n)
-                say(f"Train Epoch: {epoch} [{seen}/{n} ({100.0 * (batch + 1) / steps_per_epoch:.0f}%)], "
-                    f"Train Loss: {loss.item():.6f};")
+                say(TRAIN_LINE.format(epoch=epoch, seen=seen, total=n, loss=loss.item(),
+                                      percent=100.0 * (batch + 1) / steps_per_epoch))
             loss_sum += loss.detach()
             if STOP.signum is not None:
                 train_seconds += time.perf_counter() - epoch_start
@@ -295,7 +297,7 @@ def train(args, layout, local_rank=0):
         train_seconds += epoch_seconds
         if is_main:
             test_loss, accuracy, _ = test(net, test_split, args, device, memory_format)
-            say(f"Test Average loss: {test_loss:.4f}, Test Accuracy: {accuracy:.2f}%;")
+            say(TEST_LINE.format(loss=test_loss, accuracy=accuracy))
             done = max(steps_per_epoch - first, 1)
             history.append({"epoch": epoch, "train_loss": loss_sum.item() / done, "test_loss": test_loss,
                             "test_accuracy": accuracy, "epoch_seconds": epoch_seconds,
@@ -346,9 +348,6 @@ def run(args, environ=os.environ):
 
 
 def main():
-    # The toolkit writes its failure file into /opt/ml/output; if that folder is missing it
-    # fails to, and then exits 0 as if training had worked. Make sure it exists.
-    os.makedirs(environment.output_dir, exist_ok=True)
     env = environment.Environment()
     environ = {**os.environ, **env.to_env_vars()}
     args = parse_args(env.to_cmd_args(), environ)

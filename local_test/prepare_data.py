@@ -35,7 +35,7 @@ FILES = {
 def write_idx(path, array):
     magic = IDX_IMAGES_MAGIC if array.ndim == 3 else IDX_LABELS_MAGIC
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
+    with (gzip.open if path.endswith(".gz") else open)(path, "wb") as f:
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
