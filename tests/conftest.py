@@ -1,5 +1,4 @@
 """Shared fixtures: real MNIST (from `make data`) and SageMaker-style /opt/ml trees."""
-import json
 import os
 import subprocess
 import sys
@@ -7,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from local_test.opt_ml import ROOT, train_command
+
 DATA_DIR = os.environ.get("MNIST_DATA_DIR", os.path.join(ROOT, "data"))
 
 
@@ -34,31 +34,11 @@ def small_channel(mnist, tmp_path_factory):
     return str(folder)
 
 
-def make_opt_ml(base, hyperparameters, channels, hosts=("localhost",), current_host=None):
-    """A SageMaker /opt/ml tree under ``base``; every hyperparameter passed as a string."""
-    config = os.path.join(base, "input", "config")
-    os.makedirs(config, exist_ok=True)
-    with open(os.path.join(config, "hyperparameters.json"), "w") as f:
-        json.dump({k: str(v) for k, v in hyperparameters.items()}, f)
-    with open(os.path.join(config, "resourceconfig.json"), "w") as f:
-        json.dump({"current_host": current_host or hosts[0], "hosts": list(hosts)}, f)
-    with open(os.path.join(config, "inputdataconfig.json"), "w") as f:
-        json.dump({name: {"TrainingInputMode": "File"} for name in channels}, f)
-    for name, source in channels.items():
-        os.makedirs(os.path.join(base, "input", "data"), exist_ok=True)
-        os.symlink(source, os.path.join(base, "input", "data", name))
-    return str(base)
-
-
-def train_env(base):
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
-    env.pop("SM_CHECKPOINT_DIR", None)
-    return env
-
-
 def start_training(base):
     """The image's `train` command on ``base``, as SageMaker starts it."""
-    return subprocess.Popen([sys.executable, "-m", "container", "train"], env=train_env(base), cwd=ROOT, stdout=subprocess.PIPE,
+    argv, env = train_command(base)
+    env.pop("SM_CHECKPOINT_DIR", None)
+    return subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 

@@ -12,7 +12,8 @@ import torch
 
 from container.metrics import METRIC_DEFINITIONS
 from model.networks import NetConfig, build_model
-from tests.conftest import make_opt_ml, run_training, start_training
+from local_test.opt_ml import make_opt_ml
+from tests.conftest import run_training, start_training
 
 QUICK = {"epochs": 1, "log_interval": 50}
 

@@ -1,0 +1,73 @@
+# MNIST digit classifier as one SageMaker bring-your-own-container image.
+# `make` lists the targets; every NAME ?= setting can be overridden: `make train EPOCHS=5`.
+
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -o errexit -o nounset -o pipefail -c
+
+# interpreter the virtual environment is made from
+PYTHON ?= python3.11
+# virtual environment for training, tests and tools
+VENV ?= .venv
+# channel folders: $(DATA)/training and $(DATA)/testing
+DATA ?= data
+# epochs for `make train`
+EPOCHS ?= 2
+# more for `make train`, as NAME=VALUE words: "lr=0.05 augment=true"
+HYPERPARAMETERS ?=
+# S3 bucket for `make upload-data`
+BUCKET ?=
+# key prefix under BUCKET
+PREFIX ?= mnist
+# extra pytest arguments: PYTEST_ARGS="-k data -x"
+PYTEST_ARGS ?=
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+##@ General
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m [NAME=value ...]\n"} \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: venv
+venv: $(STAMP) ## Make the virtual environment with the pinned dependencies
+
+$(STAMP): docker/requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: data
+data: $(DATA)/training $(DATA)/testing ## Write real MNIST as SageMaker channel folders
+
+$(DATA)/training $(DATA)/testing: | $(STAMP)
+	$(PY) -m local_test.prepare_data --out $(DATA)
+
+.PHONY: upload-data
+upload-data: data ## Copy the channel folders to s3://BUCKET/PREFIX for cloud training
+	@test -n "$(BUCKET)" || { echo "set BUCKET=<your S3 bucket>"; exit 2; }
+	aws s3 sync $(DATA) s3://$(BUCKET)/$(PREFIX)
+	@echo "channels: s3://$(BUCKET)/$(PREFIX)/training and .../testing"
+
+.PHONY: train
+train: data ## Train here through the SageMaker toolkit (no Docker); tree in build/opt_ml
+	$(PY) -m local_test.opt_ml --base build/opt_ml --data $(DATA) epochs=$(EPOCHS) $(HYPERPARAMETERS)
+
+.PHONY: test
+test: data ## Run the test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench-train
+bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
+	$(PY) -m local_test.bench_train --data $(DATA)
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the data and the virtual environment)
+	rm -rf build results .pytest_cache
