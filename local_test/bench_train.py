@@ -18,7 +18,8 @@ from local_test.opt_ml import ROOT, make_opt_ml, train_command
 
 RUNS = [
     ("default (bncnn, 2 epochs)", {}),
-    ("fast: epochs=1 batch_size=128", {"epochs": 1, "batch_size": 128}),
+    ("fast: hidden_channels=16 batch_size=128 epochs=1",
+     {"hidden_channels": 16, "batch_size": 128, "epochs": 1}),
     ("baseline, original settings", {"model": "baseline"}),
 ]
 # Wider, with augmentation, for longer: the settings the README gives for the best accuracy.

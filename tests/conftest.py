@@ -24,14 +24,23 @@ def mnist():
             "x_test": test.images[:, 0].numpy(), "y_test": test.labels.numpy()}
 
 
+def _subset_channel(mnist, folder, train, test):
+    np.savez(folder / "mnist.npz", x_train=mnist["x_train"][:train],
+             y_train=mnist["y_train"][:train], x_test=mnist["x_test"][:test],
+             y_test=mnist["y_test"][:test])
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def small_channel(mnist, tmp_path_factory):
     """A training channel of 12,000 real training and 2,000 real test images in one .npz."""
-    folder = tmp_path_factory.mktemp("small_channel")
-    np.savez(folder / "mnist.npz", x_train=mnist["x_train"][:12000],
-             y_train=mnist["y_train"][:12000], x_test=mnist["x_test"][:2000],
-             y_test=mnist["y_test"][:2000])
-    return str(folder)
+    return _subset_channel(mnist, tmp_path_factory.mktemp("small_channel"), 12000, 2000)
+
+
+@pytest.fixture(scope="session")
+def tiny_channel(mnist, tmp_path_factory):
+    """4,000 real training and 1,000 real test images: for tests that train several times."""
+    return _subset_channel(mnist, tmp_path_factory.mktemp("tiny_channel"), 4000, 1000)
 
 
 def start_training(base):

@@ -128,18 +128,19 @@ def test_broken_job_config_is_a_failure_not_a_silent_success(tmp_path, small_cha
     assert "inputdataconfig.json" in failed(base, code), log
 
 
-def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(small_channel, tmp_path):
-    hyperparameters = {"epochs": 2, "log_interval": 20, "seed": 7}
-    whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": small_channel})
+def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, tmp_path):
+    hyperparameters = {"epochs": 2, "log_interval": 10, "seed": 7, "hidden_channels": 8,
+                       "dropout": 0.1, "augment": "true"}  # every source of randomness
+    whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel})
     code, log = run_training(whole)
     assert code == 0, log
 
-    stopped = make_opt_ml(tmp_path / "stopped", hyperparameters, {"training": small_channel})
+    stopped = make_opt_ml(tmp_path / "stopped", hyperparameters, {"training": tiny_channel})
     process = start_training(stopped)
     lines = []
     for line in process.stdout:  # stop in the second epoch, mid-way
         lines.append(line)
-        if line.startswith("Train Epoch: 2 [2560/"):
+        if line.startswith("Train Epoch: 2 [1280/"):
             process.send_signal(signal.SIGTERM)
             break
     rest, _ = process.communicate(timeout=120)
@@ -159,8 +160,8 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(small_channel, 
     assert accuracy[0] == accuracy[1]
 
 
-def test_checkpoint_from_other_hyperparameters_is_refused(small_channel, tmp_path):
-    base = make_opt_ml(tmp_path, {"epochs": 1, "seed": 1}, {"training": small_channel})
+def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):
+    base = make_opt_ml(tmp_path, {"epochs": 1, "seed": 1}, {"training": tiny_channel})
     os.makedirs(os.path.join(base, "checkpoints"))
     torch.save({"hyperparameters": {"seed": 2}},
                os.path.join(base, "checkpoints", "checkpoint.pth"))
@@ -168,10 +169,11 @@ def test_checkpoint_from_other_hyperparameters_is_refused(small_channel, tmp_pat
     assert "written with other hyperparameters" in failed(base, code), log
 
 
-def test_two_processes_train_one_model_with_ddp(small_channel, tmp_path):
+def test_two_processes_train_one_model_with_ddp(tiny_channel, tmp_path):
     hosts = ("localhost", "127.0.0.1")  # two names for this machine: two SageMaker hosts
-    bases = [make_opt_ml(tmp_path / host, {"epochs": 1, "log_interval": 20},
-                         {"training": small_channel}, hosts=hosts, current_host=host)
+    bases = [make_opt_ml(tmp_path / host, {"epochs": 2, "log_interval": 20,
+                                           "hidden_channels": 8},
+                         {"training": tiny_channel}, hosts=hosts, current_host=host)
              for host in hosts]
     processes = [start_training(base) for base in bases]
     logs = [p.communicate(timeout=600)[0] for p in processes]
@@ -180,7 +182,7 @@ def test_two_processes_train_one_model_with_ddp(small_channel, tmp_path):
     for base in bases:
         assert os.path.exists(os.path.join(base, "output", "success"))
     metrics = json.loads(read(os.path.join(bases[0], "model", "metrics.json")))
-    assert metrics["world_size"] == 2 and metrics["test_accuracy"] >= 95.0
+    assert metrics["world_size"] == 2 and metrics["test_accuracy"] >= 93.0
     assert not os.path.exists(os.path.join(bases[1], "model", "model.pt"))  # rank 0 writes
-    # each process took half of every batch: 94 steps of 32 images, not 188 of 64
-    assert "Train Epoch: 1 [1280/12000 (11%)]" in logs[0]
+    # each process took half of every 64-image batch: 20 steps are 1,280 of 4,000 images
+    assert "Train Epoch: 1 [1280/4000 (32%)]" in logs[0]
