@@ -44,6 +44,18 @@ $(STAMP): docker/requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+PING_JAR := container/ping_plugin/truthful-ping.jar
+MMS_JAR = $(shell $(PY) -c 'import mms, os; print(os.path.join(os.path.dirname(mms.__file__), "frontend", "model-server.jar"))')
+
+.PHONY: ping-plugin
+ping-plugin: $(PING_JAR) ## Compile the model server's truthful /ping (needs a JDK)
+
+$(PING_JAR): container/ping_plugin/TruthfulPing.java | $(STAMP)
+	rm -rf build/ping_plugin && mkdir -p build/ping_plugin
+	javac --release 17 -d build/ping_plugin -cp "$(MMS_JAR)" $<
+	cp -r container/ping_plugin/META-INF build/ping_plugin/
+	jar cf $@ -C build/ping_plugin .
+
 .PHONY: data
 data: $(DATA)/training $(DATA)/testing ## Write real MNIST as SageMaker channel folders
 
@@ -61,7 +73,7 @@ train: data ## Train here through the SageMaker toolkit (no Docker); tree in bui
 	$(PY) -m local_test.opt_ml --base build/opt_ml --data $(DATA) epochs=$(EPOCHS) $(HYPERPARAMETERS)
 
 .PHONY: test
-test: data ## Run the test suite
+test: data $(PING_JAR) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench-train

@@ -1,16 +1,28 @@
-"""The image's commands: `python -m container train` (and `serve`, once it exists).
+"""The image's commands: `python -m container train` and `python -m container serve`.
 
-SageMaker runs `docker run IMAGE train`; the image's `train` is this module. It wraps the
-sagemaker-training toolkit's own trainer with one fix: the toolkit writes its failure file into
-/opt/ml/output and, when that folder is missing, fails to write it and exits 0, so a broken job
-(no inputdataconfig.json, say) looks like a success. The folder is made first.
+SageMaker runs `docker run IMAGE train` and `docker run IMAGE serve`.
+
+train wraps the sagemaker-training toolkit's trainer with one fix: the toolkit writes its
+failure file into /opt/ml/output and, when that folder is missing, fails to write it and exits 0,
+so a broken job (no inputdataconfig.json, say) would look like a success. The folder is made
+first.
+
+serve starts multi-model-server with this image's handler and two changes from the
+sagemaker-inference toolkit's start-up: /ping answers 503 until a worker has loaded the model
+(a plugin replaces the stock /ping, which answers 200 while every worker is dead), and nothing
+from the model archive is pip-installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
 """
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 
 from container import settings
 
-USAGE = "usage: python -m container train"
+USAGE = "usage: python -m container {train,serve}"
+PING_PLUGIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ping_plugin")
+PING_PLUGIN_JAR = os.path.join(PING_PLUGIN_DIR, "truthful-ping.jar")
 
 
 def train():
@@ -20,7 +32,78 @@ def train():
     trainer.train()
 
 
-COMMANDS = {"train": train}
+def server_properties(environ=os.environ):
+    """multi-model-server's configuration, from the SAGEMAKER_* variables."""
+    port = int(environ.get(settings.BIND_TO_PORT_ENV) or settings.DEFAULT_PORT)
+    workers = int(environ.get(settings.WORKERS_ENV) or len(os.sched_getaffinity(0)))
+    payload_mb = float(environ.get(settings.MAX_PAYLOAD_ENV) or settings.DEFAULT_MAX_PAYLOAD_MB)
+    properties = {
+        "load_models": "ALL",
+        "decode_input_request": "false",  # the handler gets the raw bytes
+        "default_service_handler": settings.HANDLER,
+        "inference_address": f"http://0.0.0.0:{port}",
+        # The management API registers models from URLs: loopback only, never exposed.
+        "management_address": f"http://127.0.0.1:{port + 1}",
+        "default_workers_per_model": workers,
+        "default_response_timeout": int(environ.get(settings.TIMEOUT_ENV) or 60),
+        # Bodies up to twice the limit reach the handler, which answers 413 with a JSON body
+        # that names the limit; larger ones get the server's own bare 413.
+        "max_request_size": int(2 * payload_mb * 1024 * 1024) + 1024 * 1024,
+        "vmargs": environ.get(settings.VMARGS_ENV) or "-XX:+UseContainerSupport "
+                  "-XX:MaxRAMPercentage=25 -XX:+UseSerialGC -Xss1m",
+        "plugins_path": PING_PLUGIN_DIR,
+    }
+    return properties
+
+
+def serve():
+    if not os.path.exists(PING_PLUGIN_JAR):
+        sys.exit(f"{PING_PLUGIN_JAR} is missing: build it with `make ping-plugin`")
+    import sagemaker_inference
+    from sagemaker_inference import environment
+    requirements = os.path.join(environment.code_dir, "requirements.txt")
+    if os.path.exists(requirements):
+        if os.environ.get(settings.INSTALL_REQUIREMENTS_ENV, "").lower() == "true":
+            subprocess.run([sys.executable, "-m", "pip", "install", "-r", requirements], check=True)
+        else:
+            print(f"not installing {requirements}: set {settings.INSTALL_REQUIREMENTS_ENV}=true "
+                  f"to allow it", flush=True)
+    log_config = os.path.join(os.path.dirname(sagemaker_inference.__file__), "etc", "log4j2.xml")
+    properties = server_properties()
+    config = tempfile.NamedTemporaryFile("w", prefix="mms-", suffix=".properties", delete=False)
+    with config:
+        config.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+    # The handler shares the cores out by the number of workers.
+    os.environ[settings.WORKERS_ENV] = str(properties["default_workers_per_model"])
+    command = ["multi-model-server", "--foreground", "--model-store", "/",
+               "--mms-config", config.name, "--log-config", log_config,
+               "--models", f"model={environment.model_dir}"]
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}")
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def stop(signum=None, frame=None):
+        os.killpg(server.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # While the server starts, load the model once in a throw-away process: a model that cannot
+    # be served stops the container with the reason, instead of leaving /ping at 503 and every
+    # request queued for a worker that never comes.
+    check = subprocess.run([sys.executable, "-c", "import sys; from container.serving import "
+                            "model_fn; model_fn(sys.argv[1], 'cpu')", environment.model_dir],
+                           capture_output=True, text=True)
+    if check.returncode:
+        reason = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
+        print(f"cannot serve the model in {environment.model_dir}: {reason}", file=sys.stderr,
+              flush=True)
+        stop()
+        server.wait()
+        sys.exit(1)
+    sys.exit(server.wait())
+
+
+COMMANDS = {"train": train, "serve": serve}
 
 
 def main(argv=None):

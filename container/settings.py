@@ -40,3 +40,29 @@ def base_dir():
 
 def default_checkpoint_dir():
     return os.environ.get(CHECKPOINT_DIR_ENV, os.path.join(base_dir(), "checkpoints"))
+
+# ---------------------------------------------------------------- serving
+# sagemaker-inference toolkit settings (read by its Environment) that serve documents.
+BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
+# Opt-in: pip install /opt/ml/model/code/requirements.txt at start-up (off: archives are data).
+INSTALL_REQUIREMENTS_ENV = "SAGEMAKER_INSTALL_MODEL_REQUIREMENTS"
+# Where the model server writes its configuration (the toolkit's choice).
+MMS_CONFIG_FILE = "/etc/sagemaker-mms.properties"
+HANDLER = "container.handler:handle"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints accept 6 MB
+
+# Media types, in and out.
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+NPY = "application/x-npy"
+NPZ = "application/x-npz"
+CSV = "text/csv"
+PNG = "image/png"
+JPEG = "image/jpeg"
+X_IMAGE = "application/x-image"
+ANY = "*/*"

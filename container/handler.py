@@ -1,0 +1,80 @@
+"""multi-model-server's entry point for this image: ``container.handler:handle``.
+
+MMS calls ``handle(None, context)`` once when a worker starts: the model is loaded and run
+once there, and any failure propagates, so the worker never counts as ready (the stock
+handler service logs such a failure and carries on). Every request after that goes through
+input_fn, predict_fn and output_fn; a RequestError becomes its 4xx with a JSON body, and any
+other exception a 500 with a JSON body, never a traceback and never a dead worker.
+"""
+import logging
+import os
+
+import torch
+
+from container import serving, settings
+
+logger = logging.getLogger(__name__)
+_model = None
+_max_body_mb = settings.DEFAULT_MAX_PAYLOAD_MB
+
+
+def _threads_per_worker():
+    """Cores shared out among the workers, so workers x threads fits the machine."""
+    workers = int(os.environ.get(settings.WORKERS_ENV) or 1)
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def initialize(context):
+    global _model, _max_body_mb
+    _max_body_mb = float(os.environ.get(settings.MAX_PAYLOAD_ENV) or _max_body_mb)
+    properties = context.system_properties
+    gpu = properties.get("gpu_id")
+    device = f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu"
+    torch.set_num_threads(_threads_per_worker())
+    _model = serving.model_fn(properties.get("model_dir"), device)
+    logger.info("model loaded on %s with %d thread(s)", device, torch.get_num_threads())
+
+
+def _header(headers, name):
+    name = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def _answer(context, index, request):
+    headers = context.request_processor[index].get_request_properties()
+    body = request.get("body")
+    if body is None and len(request) == 1:  # a body sent under another parameter name
+        body = next(iter(request.values()))
+    if body is not None and len(body) > _max_body_mb * 1024 * 1024:
+        raise serving.RequestError(413, f"body of {len(body)} bytes is above the "
+                                        f"{_max_body_mb:g} MB limit ({settings.MAX_PAYLOAD_ENV})")
+    content_type = _header(headers, "content-type") or (headers.get("body") or {}).get(
+        "content-type")
+    accept = serving.choose_accept(_header(headers, "accept"))
+    batch = serving.input_fn(body, content_type)
+    payload, media_type = serving.output_fn(serving.predict_fn(batch, _model), accept)
+    context.set_response_content_type(index, media_type)
+    return payload
+
+
+def handle(data, context):
+    if data is None:
+        initialize(context)
+        return None
+    responses = []
+    for index, request in enumerate(data):
+        try:
+            responses.append(_answer(context, index, request))
+        except serving.RequestError as e:
+            responses.append(_error(context, index, e))
+        except Exception as e:  # noqa: BLE001 - a bad request must never kill the worker
+            logger.exception("request %d failed", index)
+            responses.append(_error(context, index, serving.RequestError(
+                500, f"internal error: {type(e).__name__}: {str(e)[:300]}")))
+    return responses
+
+
+def _error(context, index, error):
+    context.set_response_status(error.status_code, error.phrase[:200].replace("\n", " "), index)
+    context.set_response_content_type(index, "application/json")
+    return error.body()

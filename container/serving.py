@@ -1,0 +1,320 @@
+"""The inference hooks: model_fn, input_fn, predict_fn, output_fn, over explicit media types.
+
+Pixel scale, one rule for every input type: an image whose largest value is above 1 is on the
+0-255 scale, otherwise on the 0-1 scale; values must lie in [0, 255]. PNG and JPEG are decoded
+to 0-255. Every image becomes 28x28 floats in 0-1, white ink on black, as in MNIST.
+"""
+import io
+import json
+import os
+import warnings
+import zipfile
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sagemaker_inference.errors import BaseInferenceToolkitError
+
+from container import settings
+from model.networks import IMAGE_SIZE, NetConfig, build_model
+
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+SHAPES = "(28, 28), (784,), (N, 28, 28), (N, 784) or (N, 1, 28, 28)"
+MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image decoded
+
+
+class RequestError(BaseInferenceToolkitError):
+    """A request the server cannot answer; the status and message go back to the caller."""
+
+    def __init__(self, status, message, **details):
+        self.details = details
+        super().__init__(status, message, message)
+
+    def body(self):
+        return json.dumps({"error": self.message, "status": self.status_code, **self.details})
+
+
+def bad_request(message):
+    return RequestError(400, message, accepted_content_types=list(DECODERS),
+                        expected_shapes=SHAPES)
+
+
+# ---------------------------------------------------------------- model_fn
+
+class Model:
+    """The network and where it runs."""
+
+    def __init__(self, net, device):
+        self.net, self.device = net, device
+
+
+def model_fn(model_dir, device=None):
+    """The net that training wrote into ``model_dir``: the state dict rebuilt from its saved
+    config (no code needed), else the TorchScript file."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    state_path = os.path.join(model_dir, settings.STATE_DICT_FILE)
+    script_path = os.path.join(model_dir, settings.TORCHSCRIPT_FILE)
+    if os.path.exists(state_path):
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        net = build_model(NetConfig(**saved["config"]))
+        net.load_state_dict(saved["state_dict"])
+    elif os.path.exists(script_path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            net = torch.jit.load(script_path, map_location="cpu")
+    else:
+        found = ", ".join(sorted(os.listdir(model_dir))) if os.path.isdir(model_dir) else "nothing"
+        raise FileNotFoundError(f"{model_dir} holds neither {settings.STATE_DICT_FILE} nor "
+                                f"{settings.TORCHSCRIPT_FILE} (found: {found or 'nothing'})")
+    net = net.to(device).eval()
+    model = Model(net, device)
+    predict_fn(np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32), model)  # must run once
+    return model
+
+
+# ---------------------------------------------------------------- input_fn
+
+def _media_type(header):
+    return (header or "").split(";")[0].strip().lower()
+
+
+def to_batch(array, name="input"):
+    """Any accepted shape of pixels to float32 (N, 1, 28, 28) in 0-1, per the scale rule."""
+    try:
+        array = np.asarray(array)
+        if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+                                         or array.dtype == bool):
+            raise ValueError
+        array = array.astype(np.float32)
+    except (ValueError, TypeError, OverflowError):
+        raise bad_request(f"{name} is not an array of numbers (ragged lists or text?)") from None
+    shape = array.shape
+    if shape in ((IMAGE_SIZE, IMAGE_SIZE), (PIXELS,)):
+        array = array.reshape(1, -1)
+    if array.ndim == 2 and array.shape[1] == PIXELS:
+        array = array.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    elif array.ndim == 3 and array.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+        array = array[:, None]
+    if array.ndim != 4 or array.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
+        raise bad_request(f"{name} has shape {shape}; expected {SHAPES}")
+    if array.shape[0] == 0:
+        raise bad_request(f"{name} holds no images")
+    if not np.isfinite(array).all():
+        raise bad_request(f"{name} holds NaN or infinity")
+    low, high = array.min(), array.max()
+    if low < 0 or high > 255:
+        raise bad_request(f"{name} has pixel values from {low:g} to {high:g}; pixels must lie "
+                          f"in 0-1 or 0-255")
+    peak = array.reshape(len(array), -1).max(axis=1)
+    return array / np.where(peak > 1, 255.0, 1.0).astype(np.float32)[:, None, None, None]
+
+
+def _decode_json_value(text, name):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise bad_request(f"{name} is not valid JSON ({str(e)[:120]})") from None
+
+
+def decode_json(body):
+    data = _decode_json_value(body, "body")
+    if isinstance(data, dict):
+        if "instances" not in data:
+            raise bad_request(f"JSON object without 'instances' (keys: {', '.join(data)[:200]})")
+        data = data["instances"]
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        raise bad_request("JSON instances must be images (lists of numbers), not objects")
+    return to_batch(data, "JSON body")
+
+
+def decode_jsonlines(body):
+    lines = [line for line in body.splitlines() if line.strip()]
+    if not lines:
+        raise bad_request("empty JSON Lines body")
+    return np.concatenate([to_batch(_decode_json_value(line, f"line {i + 1}"), f"line {i + 1}")
+                           for i, line in enumerate(lines)])
+
+
+def decode_csv(body):
+    rows = [row for row in body.splitlines() if row.strip()]
+    try:
+        values = [[float(v) for v in row.split(",")] for row in rows]
+    except ValueError as e:
+        raise bad_request(f"CSV holds a value that is not a number ({e})") from None
+    widths = {len(row) for row in values}
+    if len(widths) > 1 or widths and widths != {PIXELS}:
+        raise bad_request(f"CSV rows have {sorted(widths)} values; each row must be one image "
+                          f"of {PIXELS} values")
+    return to_batch(np.array(values, dtype=np.float32).reshape(-1, PIXELS), "CSV body")
+
+
+def decode_npy(body):
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise bad_request(f"body is not a readable .npy array ({str(e)[:200]})") from None
+    if not isinstance(array, np.ndarray):
+        raise bad_request("body is an .npz archive; send it as application/x-npz")
+    return to_batch(array, "npy array")
+
+
+NPZ_KEYS = ("instances", "x", "images", "x_test")
+
+
+def decode_npz(body):
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
+            names = archive.files
+            key = names[0] if len(names) == 1 else next((k for k in NPZ_KEYS if k in names), None)
+            if key is None:
+                raise bad_request(f"npz holds {names}; send one array, or name it one of "
+                                  f"{', '.join(NPZ_KEYS)}")
+            array = archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise bad_request(f"body is not a readable .npz archive ({str(e)[:200]})") from None
+    return to_batch(array, f"npz array '{key}'")
+
+
+def decode_image(body):
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(body))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise RequestError(413, f"image is larger than {MAX_IMAGE_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise bad_request(f"body is not a readable PNG or JPEG image ({str(e)[:200]})") from None
+    return mnist_style(image)[None, None]
+
+
+def mnist_style(image):
+    """One photo or drawing of a digit to 28x28 floats in 0-1, made the way MNIST was: gray,
+    white ink on black, cropped to the ink, fitted into 20x20, centred by centre of mass."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)  # transparent parts are paper
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on light paper: invert
+        gray = 255.0 - gray
+    background = np.median(gray)
+    span = gray.max() - background
+    if span < 32:
+        raise bad_request("image shows no digit: too little contrast between ink and paper")
+    ink = np.clip((gray - background) / span, 0.0, 1.0)
+    ink[ink < 0.2] = 0.0  # paper texture and shading
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    height, width = ink.shape
+    scale = 20.0 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    box = np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.LANCZOS))
+    box = np.clip(box, 0.0, None)
+    total = box.sum()
+    cy = (box.sum(axis=1) * np.arange(box.shape[0])).sum() / total
+    cx = (box.sum(axis=0) * np.arange(box.shape[1])).sum() / total
+    top = int(np.clip(round(IMAGE_SIZE / 2 - 0.5 - cy), 0, IMAGE_SIZE - box.shape[0]))
+    left = int(np.clip(round(IMAGE_SIZE / 2 - 0.5 - cx), 0, IMAGE_SIZE - box.shape[1]))
+    canvas = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    canvas[top:top + box.shape[0], left:left + box.shape[1]] = box
+    return canvas / canvas.max()
+
+
+DECODERS = {
+    settings.JSON: decode_json,
+    settings.JSONLINES: decode_jsonlines,
+    settings.CSV: decode_csv,
+    settings.NPY: decode_npy,
+    settings.NPZ: decode_npz,
+    settings.PNG: decode_image,
+    settings.JPEG: decode_image,
+    settings.X_IMAGE: decode_image,
+}
+TEXT_TYPES = {settings.JSON, settings.JSONLINES, settings.CSV}
+
+
+def input_fn(body, content_type):
+    """Request bytes of ``content_type`` to float32 (N, 1, 28, 28) pixels in 0-1."""
+    media_type = _media_type(content_type)
+    if media_type not in DECODERS:
+        raise RequestError(415, f"Content-Type {content_type or '(none)'} is not supported",
+                           accepted_content_types=list(DECODERS))
+    if not body:
+        raise bad_request("empty body")
+    if media_type in TEXT_TYPES:
+        try:
+            body = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        except UnicodeDecodeError:
+            raise bad_request(f"{media_type} body is not UTF-8 text") from None
+    return DECODERS[media_type](body)
+
+
+# ---------------------------------------------------------------- predict_fn
+
+def predict_fn(batch, model):
+    """Probabilities (N, 10) for the whole batch in one pass through the net."""
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(model.device)
+        return torch.softmax(model.net(x).float(), dim=1).cpu().numpy()
+
+
+# ---------------------------------------------------------------- output_fn
+
+def _records(probabilities):
+    labels = probabilities.argmax(axis=1)
+    return [{"label": int(label), "probabilities": [round(float(p), 6) for p in row],
+             "confidence": round(float(row[label]), 6)}
+            for label, row in zip(labels, probabilities)]
+
+
+def encode_json(probabilities):
+    return json.dumps({"predictions": _records(probabilities)})
+
+
+def encode_jsonlines(probabilities):
+    return "".join(json.dumps(r) + "\n" for r in _records(probabilities))
+
+
+def encode_csv(probabilities):
+    """label,confidence,p0..p9 per image."""
+    labels = probabilities.argmax(axis=1)
+    return "".join(f"{label},{row[label]:.6f}," + ",".join(f"{p:.6f}" for p in row) + "\n"
+                   for label, row in zip(labels, probabilities))
+
+
+def encode_npy(probabilities):
+    buffer = io.BytesIO()
+    np.save(buffer, probabilities.astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+ENCODERS = {
+    settings.JSON: encode_json,
+    settings.JSONLINES: encode_jsonlines,
+    settings.CSV: encode_csv,
+    settings.NPY: encode_npy,
+}
+
+
+def choose_accept(accept):
+    """The first supported media type in an Accept header; JSON for none or */*."""
+    if not accept or not accept.strip():
+        return settings.JSON
+    for part in accept.split(","):
+        media_type = _media_type(part)
+        if media_type in (settings.ANY, "application/*"):
+            return settings.JSON
+        if media_type in ENCODERS:
+            return media_type
+    raise RequestError(406, f"Accept {accept} names no supported response type",
+                       accepted_response_types=list(ENCODERS))
+
+
+def output_fn(probabilities, accept):
+    """(body, content type) of the predictions in the media type ``accept`` asks for."""
+    media_type = choose_accept(accept)
+    return ENCODERS[media_type](probabilities), media_type

@@ -1,0 +1,123 @@
+"""A real multi-model-server (`python -m container serve`) on a model that training wrote."""
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from local_test.opt_ml import ROOT, make_opt_ml
+from tests.conftest import DATA_DIR, run_training
+
+PAYLOAD_LIMIT_MB = 2
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(mnist, tmp_path_factory):
+    """A model trained for one quick epoch on the full training set (about 99% accurate)."""
+    base = make_opt_ml(tmp_path_factory.mktemp("serving_opt_ml"),
+                       {"hidden_channels": 16, "batch_size": 128, "epochs": 1},
+                       {name: os.path.join(DATA_DIR, name) for name in ("training", "testing")})
+    code, log = run_training(base)
+    assert code == 0, log
+    return os.path.join(base, "model")
+
+
+def free_port():
+    """A free port below 10000 (the model server takes at most four digits), with its
+    neighbour free too (the loopback management API)."""
+    for port in random.sample(range(8100, 9900, 2), 200):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("0.0.0.0", port))
+                b.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair in 8100-9900")
+
+
+def request(url, body=None, headers=None, method=None, timeout=30):
+    """(status, headers, body bytes) of one HTTP request; errors are answers too."""
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+class Server:
+    """A running `serve` on a copy of ``model_dir``; stopped by close()."""
+
+    def __init__(self, model_dir, tmp_path, **environ):
+        base = tmp_path / "opt_ml"
+        shutil.copytree(model_dir, base / "model")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (tmp_path / "tmp").mkdir()
+        # TMPDIR: the model server keeps one pid file per temporary folder, and refuses to
+        # start beside another one in the same folder.
+        env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=ROOT,
+                   SAGEMAKER_BIND_TO_PORT=str(self.port), TMPDIR=str(tmp_path / "tmp"),
+                   **environ)
+        self.log_path = tmp_path / "server.log"
+        self.log = open(self.log_path, "w")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "-m", "container", "serve"], env=env,
+                                        cwd=tmp_path, stdout=self.log, stderr=subprocess.STDOUT)
+        self.pings = []
+
+    def ping(self):
+        try:
+            status, _, body = request(self.url + "/ping", timeout=5)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+        self.pings.append((round(time.monotonic() - self.started, 2), status))
+        return status, json.loads(body)
+
+    def wait_healthy(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.ping()
+            if answer and answer[0] == 200:
+                return time.monotonic() - self.started
+            assert self.process.poll() is None, self.output()
+            time.sleep(0.1)
+        raise AssertionError(f"not healthy after {timeout} s; pings {self.pings}\n{self.output()}")
+
+    def invoke(self, body, content_type, accept=None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        if accept:
+            headers["Accept"] = accept
+        return request(self.url + "/invocations", body, headers, method="POST")
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text()[-5000:]
+
+    def close(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained_model_dir, tmp_path_factory):
+    srv = Server(trained_model_dir, tmp_path_factory.mktemp("server"),
+                 SAGEMAKER_MAX_PAYLOAD_IN_MB=str(PAYLOAD_LIMIT_MB))
+    try:
+        srv.wait_healthy()
+        yield srv
+    finally:
+        srv.close()

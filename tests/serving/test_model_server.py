@@ -1,0 +1,197 @@
+"""The real multi-model-server, started by `python -m container serve`, over HTTP."""
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+from container import serving
+from tests.digits import VARIANTS, draw_digit, encode
+from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server, request
+
+JSON, NPY, NPZ, CSV, JSONL = ("application/json", "application/x-npy", "application/x-npz",
+                              "text/csv", "application/jsonlines")
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def images(mnist):
+    """Real test images and labels the training run never saw as training data."""
+    return mnist["x_test"][:2000], mnist["y_test"][:2000]
+
+
+def labels_of(body):
+    return [p["label"] for p in json.loads(body)["predictions"]]
+
+
+def test_ping_is_healthy_and_says_so(server):
+    status, body = server.ping()
+    assert status == 200 and body["status"] == "Healthy" and body["ready_workers"] >= 1
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (784,), (3, 28, 28), (3, 784), (3, 1, 28, 28)])
+def test_npy_shapes(server, images, shape):
+    x, y = images
+    n = 1 if shape in ((28, 28), (784,)) else 3
+    array = x[:n].reshape(shape)
+    status, headers, body = server.invoke(npy(array), NPY)
+    assert status == 200, body
+    assert labels_of(body) == list(y[:n])
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x[0].tolist(),                                 # one image, 28x28
+    lambda x: x[0].reshape(-1).tolist(),                     # one image, 784 numbers
+    lambda x: (x[:3] / 255.0).tolist(),                      # a list, 0-1 scale
+    lambda x: {"instances": x[:3].reshape(3, -1).tolist()},  # SageMaker / TF-Serving
+])
+def test_json_forms(server, images, make):
+    x, y = images
+    status, headers, body = server.invoke(json.dumps(make(x)).encode(), JSON)
+    assert status == 200, body
+    assert headers["content-type"].startswith(JSON)
+    predictions = json.loads(body)["predictions"]
+    assert [p["label"] for p in predictions] == list(y[:len(predictions)])
+    for p in predictions:
+        assert len(p["probabilities"]) == 10 and abs(sum(p["probabilities"]) - 1) < 1e-3
+        assert p["confidence"] == max(p["probabilities"])
+
+
+def test_csv_jsonlines_and_npz_in(server, images):
+    x, y = images
+    rows = "\n".join(",".join(str(v) for v in image.reshape(-1)) for image in x[:4])
+    lines = "\n".join(json.dumps(image.tolist()) for image in x[:4])
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x[:4])
+    for body, content_type in ((rows, CSV), (lines, JSONL), (buffer.getvalue(), NPZ)):
+        body = body.encode() if isinstance(body, str) else body
+        status, _, answer = server.invoke(body, content_type)
+        assert status == 200, (content_type, answer)
+        assert labels_of(answer) == list(y[:4]), content_type
+
+
+def test_every_response_type(server, images):
+    x, y = images
+    body = npy(x[:5])
+    status, headers, answer = server.invoke(body, NPY, accept=NPY)
+    probabilities = np.load(io.BytesIO(answer))
+    assert status == 200 and headers["content-type"] == NPY
+    assert probabilities.shape == (5, 10) and list(probabilities.argmax(1)) == list(y[:5])
+    status, headers, answer = server.invoke(body, NPY, accept=CSV)
+    rows = [line.split(",") for line in answer.decode().splitlines()]
+    assert headers["content-type"].startswith(CSV) and [int(r[0]) for r in rows] == list(y[:5])
+    assert all(len(r) == 12 for r in rows)
+    status, headers, answer = server.invoke(body, NPY, accept=JSONL)
+    records = [json.loads(line) for line in answer.decode().splitlines()]
+    assert [r["label"] for r in records] == list(y[:5])
+    status, headers, answer = server.invoke(body, NPY, accept="text/html, application/json;q=0.9")
+    assert status == 200 and headers["content-type"].startswith(JSON)
+
+
+def test_a_batch_of_official_test_images_keeps_the_models_accuracy(server, images,
+                                                                     trained_model_dir):
+    x, y = images
+    status, _, answer = server.invoke(npy(x), NPY, accept=NPY)
+    assert status == 200
+    served = np.load(io.BytesIO(answer)).argmax(1)
+    local = serving.predict_fn(serving.to_batch(x), serving.model_fn(trained_model_dir))
+    assert (served == local.argmax(1)).all()  # the same predictions as the model in-process
+    assert (served == y).mean() >= 0.98
+
+
+@pytest.mark.parametrize("fmt,content_type", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
+                                              ("PNG", "application/x-image")])
+def test_hand_drawn_digits_are_read_right(server, fmt, content_type):
+    wrong = []
+    for digit in range(10):
+        for variant in VARIANTS:
+            image = draw_digit(digit, mode="RGB" if fmt == "JPEG" else "L", **variant)
+            status, _, body = server.invoke(encode(image, fmt), content_type)
+            assert status == 200, body
+            if labels_of(body) != [digit]:
+                wrong.append((digit, variant, labels_of(body)))
+    assert not wrong
+
+
+def error_of(answer):
+    status, headers, body = answer
+    assert headers["content-type"].startswith(JSON)
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("body,content_type,accept,status,words", [
+    (b"", JSON, None, 400, "empty body"),
+    (b"[[1, 2], [3]", JSON, None, 400, "not valid JSON"),
+    (b"[[1, 2], [3]]", JSON, None, 400, "not an array of numbers"),
+    (json.dumps([[0.5] * 27] * 28).encode(), JSON, None, 400, "has shape (28, 27)"),
+    (b"[" * 100000 + b"]" * 100000, JSON, None, 400, "not valid JSON"),
+    (npy(np.full((28, 28), np.nan)), NPY, None, 400, "NaN or infinity"),
+    (npy(np.full((2, 784), 300.0)), NPY, None, 400, "pixels must lie in 0-1 or 0-255"),
+    (npy(np.array(["a", "b"])), NPY, None, 400, "not an array of numbers"),
+    (b"\x93NUMPY garbage", NPY, None, 400, "not a readable .npy"),
+    (b"1,2,3\n", CSV, None, 400, "each row must be one image of 784 values"),
+    (b"\x89PNG\r\n\x1a\n truncated", "image/png", None, 400, "not a readable PNG or JPEG"),
+    (encode(draw_digit(1).point(lambda _: 235), "PNG"), "image/png", None, 400, "no digit"),
+    (b"hello", "text/plain", None, 415, "text/plain is not supported"),
+    (b"[0]", None, None, 415, "is not supported"),
+    (npy(np.zeros((28, 28))), NPY, "image/png", 406, "names no supported response type"),
+])
+def test_bad_requests_get_a_4xx_that_names_the_problem(server, body, content_type, accept,
+                                                       status, words):
+    answer_status, answer = error_of(server.invoke(body, content_type, accept))
+    assert answer_status == status and answer["status"] == status
+    assert words in answer["error"], answer
+    assert "Traceback" not in json.dumps(answer)
+
+
+def test_body_above_the_payload_limit_is_413(server):
+    body = npy(np.zeros((int(PAYLOAD_LIMIT_MB * 1.5 * 2**20) // 8,)))
+    status, answer = error_of(server.invoke(body, NPY))
+    assert status == 413 and f"above the {PAYLOAD_LIMIT_MB} MB limit" in answer["error"]
+
+
+def test_workers_survive_bad_requests(server, images):
+    x, y = images
+    for _ in range(20):
+        server.invoke(b"\x00\xff" * 100, NPY)
+        server.invoke(b"{", JSON)
+    status, _, body = server.invoke(npy(x[:8]), NPY)
+    assert status == 200 and labels_of(body) == list(y[:8])
+    assert server.ping()[0] == 200
+
+
+def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
+    """Stock MMS answers /ping 200 here while every worker fails to load."""
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "model.pth").write_bytes(b"not a checkpoint")
+    srv = Server(str(broken), tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while srv.process.poll() is None and time.monotonic() < deadline:
+            srv.ping()
+            time.sleep(0.2)
+        assert srv.process.returncode not in (None, 0), srv.output()
+        assert "cannot serve the model in" in srv.output(), srv.output()
+        assert "UnpicklingError" in srv.output() or "pickle" in srv.output(), srv.output()
+        assert 200 not in [status for _, status in srv.pings]
+    finally:
+        srv.close()
+
+
+def test_ping_turns_healthy_after_the_model_loads(tmp_path, trained_model_dir):
+    srv = Server(trained_model_dir, tmp_path)
+    try:
+        seconds = srv.wait_healthy()
+        statuses = [s for _, s in srv.pings]
+        assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+        assert all(s == 200 for s in statuses[statuses.index(200):])
+        print(f"start to healthy /ping: {seconds:.1f} s; pings {srv.pings[:3]}...")
+    finally:
+        srv.close()
