@@ -15,6 +15,8 @@ DATA ?= data
 EPOCHS ?= 2
 # more for `make train`, as NAME=VALUE words: "lr=0.05 augment=true"
 HYPERPARAMETERS ?=
+# port for `make serve`
+PORT ?= 8080
 # S3 bucket for `make upload-data`
 BUCKET ?=
 # key prefix under BUCKET
@@ -72,9 +74,18 @@ upload-data: data ## Copy the channel folders to s3://BUCKET/PREFIX for cloud tr
 train: data ## Train here through the SageMaker toolkit (no Docker); tree in build/opt_ml
 	$(PY) -m local_test.opt_ml --base build/opt_ml --data $(DATA) epochs=$(EPOCHS) $(HYPERPARAMETERS)
 
+.PHONY: serve
+serve: $(PING_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
+	SAGEMAKER_BASE_DIR=build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=. $(PY) -m container serve
+
 .PHONY: test
 test: data $(PING_JAR) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench-serve
+bench-serve: data $(PING_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
+	@test -f build/opt_ml/model/model.pth || $(MAKE) train
+	$(PY) -m local_test.bench_serve --model-dir build/opt_ml/model --data $(DATA)
 
 .PHONY: bench-train
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets

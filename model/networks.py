@@ -157,9 +157,8 @@ def _conv_bn(c_in, c_out, k):
 
 
 class BNCNN(nn.Module):
-    """Three conv-BN-ReLU stages at 28, 14 and 7 pixels, then global max-pool and a linear head.
-
-    Width c, 2c, 4c. Small enough to train to 99% in one pass over MNIST on two CPU cores."""
+    """Three conv-BN-ReLU stages at 28, 14 and 7 pixels, each followed by a 2x2 max-pool, then
+    a linear head on the 3x3 maps. Widths c, 2c, 4c: about 60,000 weights at c=24."""
 
     def __init__(self, config):
         super().__init__()

@@ -1,0 +1,142 @@
+"""Starts `python -m container serve` on a trained model and measures it over loopback: time to a
+healthy /ping, then latency and throughput for one JSON image at several concurrencies, and
+images per second for a batch of 1,000 as npy. Prints a Markdown table.
+
+    python -m local_test.bench_serve --model-dir build/opt_ml/model --data data
+
+The load is bounded: each client process sends requests one after another on one keep-alive
+connection for --seconds, then stops.
+"""
+import argparse
+import http.client
+import io
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from container.data import load_mnist
+from local_test.opt_ml import ROOT
+
+
+def _client(port, body, content_type, seconds, queue):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": content_type, "Accept": "application/json"}
+    latencies, errors = [], 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        connection.request("POST", "/invocations", body, headers)
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - started)
+        errors += response.status != 200
+    queue.put((latencies, errors))
+
+
+def load(port, body, content_type, concurrency, seconds):
+    """p50 and p99 (ms), requests/s and errors of ``concurrency`` closed-loop clients."""
+    queue = multiprocessing.Queue()
+    clients = [multiprocessing.Process(target=_client,
+                                       args=(port, body, content_type, seconds, queue))
+               for _ in range(concurrency)]
+    for c in clients:
+        c.start()
+    results = [queue.get() for _ in clients]
+    for c in clients:
+        c.join()
+    latencies = np.concatenate([r[0] for r in results]) * 1000
+    return {"p50_ms": float(np.percentile(latencies, 50)),
+            "p99_ms": float(np.percentile(latencies, 99)),
+            "rps": len(latencies) / seconds, "requests": len(latencies),
+            "errors": sum(r[1] for r in results)}
+
+
+def ping(port):
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", "/ping")
+        return connection.getresponse().status
+    except OSError:
+        return None
+
+
+def start_server(model_dir, port, workdir):
+    base = os.path.join(workdir, "opt_ml")
+    shutil.copytree(model_dir, os.path.join(base, "model"))
+    os.makedirs(os.path.join(workdir, "tmp"))
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=base, PYTHONPATH=ROOT,
+               SAGEMAKER_BIND_TO_PORT=str(port), TMPDIR=os.path.join(workdir, "tmp"))
+    log = open(os.path.join(workdir, "server.log"), "w")
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "container", "serve"], env=env,
+                              cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    while ping(port) != 200:
+        if server.poll() is not None or time.perf_counter() - started > 120:
+            server.kill()
+            sys.exit(f"server did not become healthy; see {log.name}")
+        time.sleep(0.05)
+    return server, time.perf_counter() - started
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model-dir", default="build/opt_ml/model")
+    parser.add_argument("--data", default="data")
+    parser.add_argument("--port", type=int, default=8180)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--out", default="results/serve_bench.md")
+    args = parser.parse_args()
+
+    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
+    images = test.images[:, 0].numpy()
+    one_json = json.dumps(images[0].tolist()).encode()
+    batch = npy(images[:1000])
+    workdir = tempfile.mkdtemp(prefix="bench_serve_")
+    server, startup = start_server(args.model_dir, args.port, workdir)
+    rows = []
+    try:
+        load(args.port, one_json, "application/json", 1, 2.0)  # warm-up
+        for concurrency in args.concurrency:
+            r = load(args.port, one_json, "application/json", concurrency, args.seconds)
+            rows.append((f"one image, JSON, concurrency {concurrency}", r, r["rps"]))
+            print(rows[-1], flush=True)
+        r = load(args.port, batch, "application/x-npy", 1, args.seconds)
+        rows.append(("1,000 images, npy, concurrency 1", r, r["rps"] * 1000))
+        print(rows[-1], flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, client on the same machine"
+    lines = [f"Serving benchmark ({machine}); start to healthy /ping: {startup:.1f} s", "",
+             "| load | p50 (ms) | p99 (ms) | requests/s | images/s | errors |",
+             "|---|---|---|---|---|---|"]
+    for name, r, images_per_second in rows:
+        lines.append(f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} "
+                     f"| {images_per_second:.0f} | {r['errors']} |")
+    report = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(report)
+    print("\n" + report)
+
+
+if __name__ == "__main__":
+    main()

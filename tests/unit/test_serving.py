@@ -1,0 +1,114 @@
+"""The serving hooks in-process: decoding, the pixel-scale rule, MNIST-style images, encoding."""
+import io
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from container import serving
+from model.networks import build_model, make_config
+from tests.digits import draw_digit, encode
+
+
+def test_one_scale_rule_for_every_type():
+    image = np.zeros((28, 28), np.uint8)
+    image[10:18, 12:16] = 255
+    as_uint8 = serving.to_batch(image)
+    as_float = serving.to_batch(image / 255.0)
+    assert as_uint8.shape == (1, 1, 28, 28) and as_uint8.max() == 1.0
+    assert np.allclose(as_uint8, as_float)
+    csv = serving.input_fn(",".join(map(str, image.reshape(-1))).encode(), "text/csv")
+    assert np.allclose(csv, as_uint8)
+
+
+def test_scale_is_decided_per_image():
+    faint = np.full((784,), 0.5)
+    bright = np.full((784,), 128.0)
+    batch = serving.to_batch(np.stack([faint, bright]))
+    assert np.allclose(batch[0], 0.5) and np.allclose(batch[1], 128 / 255)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (784,), (4, 28, 28), (4, 784), (4, 1, 28, 28)])
+def test_accepted_shapes(shape):
+    assert serving.to_batch(np.zeros(shape)).shape[1:] == (1, 28, 28)
+
+
+def test_charset_parameter_is_ignored():
+    batch = serving.input_fn(b"[" + b",".join([b"0"] * 784) + b"]",
+                             "application/json; charset=utf-8")
+    assert batch.shape == (1, 1, 28, 28)
+
+
+def test_mnist_style_crops_fits_and_centres_the_ink():
+    image = draw_digit(1, size=(300, 300), width=20, margin=0.05)
+    canvas = np.zeros((300, 300), np.uint8)  # the digit far off in a corner
+    canvas[:] = 235
+    canvas[200:300, 200:300] = np.asarray(image.resize((100, 100)))
+    out = serving.mnist_style(Image.fromarray(canvas))
+    rows, cols = np.nonzero(out > 0.05)
+    assert out.shape == (28, 28) and out.max() == 1.0
+    assert rows.max() - rows.min() + 1 <= 21  # fitted into 20x20 (plus resampling spill)
+    cy = (out.sum(1) * np.arange(28)).sum() / out.sum()
+    cx = (out.sum(0) * np.arange(28)).sum() / out.sum()
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+
+
+def test_light_on_dark_and_transparent_images():
+    dark = Image.eval(draw_digit(7), lambda v: 255 - v)  # chalk on a blackboard
+    a = serving.mnist_style(draw_digit(7))
+    b = serving.mnist_style(dark)
+    assert np.abs(a - b).max() < 0.05
+    rgba = Image.new("RGBA", (200, 260), (0, 0, 0, 0))
+    rgba.putalpha(Image.eval(draw_digit(7), lambda v: 255 - v))  # black ink, clear paper
+    c = serving.mnist_style(rgba)
+    assert np.abs(a - c).max() < 0.2
+
+
+def test_jpeg_and_png_decode_alike():
+    png = serving.input_fn(encode(draw_digit(3), "PNG"), "image/png")
+    jpeg = serving.input_fn(encode(draw_digit(3).convert("RGB"), "JPEG"), "image/jpeg")
+    assert np.abs(png - jpeg).mean() < 0.02
+
+
+@pytest.mark.parametrize("accept,expected", [
+    (None, "application/json"), ("*/*", "application/json"),
+    ("text/csv", "text/csv"), ("image/png, application/x-npy;q=0.5", "application/x-npy"),
+])
+def test_accept_negotiation(accept, expected):
+    assert serving.choose_accept(accept) == expected
+
+
+def test_unsupported_accept_is_406():
+    with pytest.raises(serving.RequestError) as raised:
+        serving.choose_accept("image/png")
+    assert raised.value.status_code == 406
+    assert "application/x-npy" in json.loads(raised.value.body())["accepted_response_types"]
+
+
+def test_outputs_agree():
+    probabilities = np.eye(10, dtype=np.float32)[[3, 8]] * 0.9 + 0.01
+    as_json = json.loads(serving.output_fn(probabilities, "application/json")[0])["predictions"]
+    assert [p["label"] for p in as_json] == [3, 8] and as_json[0]["confidence"] == 0.91
+    lines = serving.output_fn(probabilities, "application/jsonlines")[0].splitlines()
+    assert [json.loads(line) for line in lines] == as_json
+    csv = serving.output_fn(probabilities, "text/csv")[0].splitlines()
+    assert csv[0].split(",")[:2] == ["3", "0.910000"]
+    npy, media_type = serving.output_fn(probabilities, "application/x-npy")
+    assert media_type == "application/x-npy"
+    assert np.array_equal(np.load(io.BytesIO(npy)), probabilities)
+
+
+def test_model_fn_prefers_the_state_dict_and_falls_back_to_torchscript(tmp_path):
+    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
+    with pytest.raises(FileNotFoundError, match="neither model.pth nor model.pt"):
+        serving.model_fn(str(tmp_path))
+    torch.jit.script(net).save(str(tmp_path / "model.pt"))
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    from_script = serving.predict_fn(x, serving.model_fn(str(tmp_path)))
+    torch.save({"format": 1, "config": asdict(make_config("bncnn", hidden_channels=4)),
+                "state_dict": net.state_dict()}, tmp_path / "model.pth")
+    from_state = serving.predict_fn(x, serving.model_fn(str(tmp_path)))
+    assert np.allclose(from_script, from_state, atol=1e-5)
