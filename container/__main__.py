@@ -91,10 +91,10 @@ def serve():
     # be served stops the container with the reason, instead of leaving /ping at 503 and every
     # request queued for a worker that never comes.
     check = subprocess.run([sys.executable, "-c", "import sys; from container.serving import "
-                            "model_fn; model_fn(sys.argv[1], 'cpu')", environment.model_dir],
+                            "check; sys.exit(check(sys.argv[1]))", environment.model_dir],
                            capture_output=True, text=True)
     if check.returncode:
-        reason = (check.stderr.strip().splitlines() or ["unknown error"])[-1]
+        reason = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else "no reason"
         print(f"cannot serve the model in {environment.model_dir}: {reason}", file=sys.stderr,
               flush=True)
         stop()

@@ -55,7 +55,11 @@ def model_fn(model_dir, device=None):
     state_path = os.path.join(model_dir, settings.STATE_DICT_FILE)
     script_path = os.path.join(model_dir, settings.TORCHSCRIPT_FILE)
     if os.path.exists(state_path):
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many kinds here
+            raise ValueError(f"{state_path} is not a weights-only PyTorch checkpoint "
+                             f"({type(e).__name__})") from None
         net = build_model(NetConfig(**saved["config"]))
         net.load_state_dict(saved["state_dict"])
     elif os.path.exists(script_path):
@@ -77,6 +81,15 @@ def model_fn(model_dir, device=None):
     model = Model(net, device)
     predict_fn(np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32), model)  # must run once
     return model
+
+
+def check(model_dir):
+    """None when the model in ``model_dir`` loads and predicts; else the reason, in one line."""
+    try:
+        model_fn(model_dir, "cpu")
+    except Exception as e:  # noqa: BLE001 - every failure is reported the same way
+        return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+    return None
 
 
 # ---------------------------------------------------------------- input_fn
