@@ -76,7 +76,7 @@ train: data ## Train here through the SageMaker toolkit (no Docker); tree in bui
 
 .PHONY: serve
 serve: $(PING_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
-	SAGEMAKER_BASE_DIR=build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=. $(PY) -m container serve
+	SAGEMAKER_BASE_DIR=$(CURDIR)/build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=$(CURDIR) $(PY) -m container serve
 
 .PHONY: test
 test: data $(PING_JAR) ## Run the test suite

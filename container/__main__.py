@@ -69,6 +69,7 @@ def serve():
             print(f"not installing {requirements}: set {settings.INSTALL_REQUIREMENTS_ENV}=true "
                   f"to allow it", flush=True)
     log_config = os.path.join(os.path.dirname(sagemaker_inference.__file__), "etc", "log4j2.xml")
+    model_dir = os.path.abspath(environment.model_dir)
     properties = server_properties()
     config = tempfile.NamedTemporaryFile("w", prefix="mms-", suffix=".properties", delete=False)
     with config:
@@ -77,9 +78,12 @@ def serve():
     os.environ[settings.WORKERS_ENV] = str(properties["default_workers_per_model"])
     command = ["multi-model-server", "--foreground", "--model-store", "/",
                "--mms-config", config.name, "--log-config", log_config,
-               "--models", f"model={environment.model_dir}"]
+               "--models", f"model={model_dir}"]
     bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}",  # workers import
+               PYTHONPATH=os.pathsep.join(filter(None, [package_root,  # container from here
+                                                        os.environ.get("PYTHONPATH")])))
     server = subprocess.Popen(command, env=env, start_new_session=True)
 
     def stop(signum=None, frame=None):
@@ -91,11 +95,11 @@ def serve():
     # be served stops the container with the reason, instead of leaving /ping at 503 and every
     # request queued for a worker that never comes.
     check = subprocess.run([sys.executable, "-c", "import sys; from container.serving import "
-                            "check; sys.exit(check(sys.argv[1]))", environment.model_dir],
+                            "check; sys.exit(check(sys.argv[1]))", model_dir],
                            capture_output=True, text=True)
     if check.returncode:
         reason = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else "no reason"
-        print(f"cannot serve the model in {environment.model_dir}: {reason}", file=sys.stderr,
+        print(f"cannot serve the model in {model_dir}: {reason}", file=sys.stderr,
               flush=True)
         stop()
         server.wait()
