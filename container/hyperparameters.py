@@ -69,7 +69,8 @@ def _ranged(kind, low=None, high=None, low_open=False):
         try:
             number = kind(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a{'n integer' if kind is int else ' number'}") from None
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {noun}") from None
         if number != number or low is not None and (number <= low if low_open else number < low) \
                 or high is not None and number > high:
             bound = f"{'above' if low_open else 'at least'} {low}" if low is not None else ""
@@ -118,7 +119,8 @@ def build_parser(environ=os.environ):
     p.add_argument("--output_data_dir", "--output-data-dir", default=env(settings.OUTPUT_DATA_DIR_ENV))
     p.add_argument("--train", default=env(settings.TRAINING_CHANNEL_ENV))
     p.add_argument("--test", default=env(settings.TESTING_CHANNEL_ENV))
-    p.add_argument("--checkpoint_dir", "--checkpoint-dir", default=settings.default_checkpoint_dir())
+    p.add_argument("--checkpoint_dir", "--checkpoint-dir",
+                   default=settings.default_checkpoint_dir())
     return p
 
 

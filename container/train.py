@@ -218,8 +218,8 @@ def train(args, layout, local_rank=0):
         f"{layout.threads} thread(s) each")
 
     train_split, test_split = load_mnist(args.train, args.test)
-    train_split.images, train_split.labels = train_split.images.to(device), train_split.labels.to(device)
-    test_split.images, test_split.labels = test_split.images.to(device), test_split.labels.to(device)
+    for split in (train_split, test_split):  # the whole data set lives on the device
+        split.images, split.labels = split.images.to(device), split.labels.to(device)
     n = len(train_split)
     say(f"Data: {n} training and {len(test_split)} test images")
 
@@ -264,9 +264,11 @@ def train(args, layout, local_rank=0):
         first = start_batch if epoch == start_epoch else 0
         for batch in range(first, steps_per_epoch):
             # Seeded per step: dropout and augmentation repeat exactly after a resume.
-            torch.manual_seed(args.seed * 1_000_003 + rank * 65_537 + (epoch - 1) * steps_per_epoch + batch)
+            step = (epoch - 1) * steps_per_epoch + batch
+            torch.manual_seed(args.seed * 1_000_003 + rank * 65_537 + step)
             index = order[batch * local_batch:(batch + 1) * local_batch]
-            images, labels = as_input(train_split.images[index], memory_format), train_split.labels[index]
+            images = as_input(train_split.images[index], memory_format)
+            labels = train_split.labels[index]
             if args.augment:
                 images = augment(images)
             with autocast(device, args):
@@ -299,7 +301,8 @@ def train(args, layout, local_rank=0):
             test_loss, accuracy, _ = test(net, test_split, args, device, memory_format)
             say(TEST_LINE.format(loss=test_loss, accuracy=accuracy))
             done = max(steps_per_epoch - first, 1)
-            history.append({"epoch": epoch, "train_loss": loss_sum.item() / done, "test_loss": test_loss,
+            history.append({"epoch": epoch, "train_loss": loss_sum.item() / done,
+                            "test_loss": test_loss,
                             "test_accuracy": accuracy, "epoch_seconds": epoch_seconds,
                             "train_seconds": train_seconds,
                             "images_per_second": done * args.batch_size / max(epoch_seconds, 1e-9)})

@@ -24,6 +24,7 @@ import numpy as np
 
 from container.data import load_mnist
 from local_test.opt_ml import ROOT
+from local_test.reporting import write_report
 
 
 def _client(port, body, content_type, seconds, queue):
@@ -132,10 +133,7 @@ def main():
         lines.append(f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} "
                      f"| {images_per_second:.0f} | {r['errors']} |")
     report = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(report)
-    print("\n" + report)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

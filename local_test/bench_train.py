@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 from local_test.opt_ml import ROOT, make_opt_ml, train_command
+from local_test.reporting import write_report
 
 RUNS = [
     ("default (bncnn, 2 epochs)", {}),
@@ -74,10 +75,7 @@ def main():
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU'}")
     report = f"Training benchmark on {machine}\n\n{table(rows)}\n"
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(report)
-    print("\n" + report)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 
 from container import serving
 from tests.digits import VARIANTS, draw_digit, encode
-from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server, request
+from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server
 
 JSON, NPY, NPZ, CSV, JSONL = ("application/json", "application/x-npy", "application/x-npz",
                               "text/csv", "application/jsonlines")
