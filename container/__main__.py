@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from container import settings
 
@@ -70,20 +71,28 @@ def serve():
                   f"to allow it", flush=True)
     log_config = os.path.join(os.path.dirname(sagemaker_inference.__file__), "etc", "log4j2.xml")
     model_dir = os.path.abspath(environment.model_dir)
+    if not any(os.path.exists(os.path.join(model_dir, name))
+               for name in (settings.STATE_DICT_FILE, settings.TORCHSCRIPT_FILE)):
+        sys.exit(f"cannot serve the model in {model_dir}: it holds neither "
+                 f"{settings.STATE_DICT_FILE} nor {settings.TORCHSCRIPT_FILE}")
     properties = server_properties()
-    config = tempfile.NamedTemporaryFile("w", prefix="mms-", suffix=".properties", delete=False)
-    with config:
-        config.write("".join(f"{k}={v}\n" for k, v in properties.items()))
-    # The handler shares the cores out by the number of workers.
-    os.environ[settings.WORKERS_ENV] = str(properties["default_workers_per_model"])
+    workdir = tempfile.mkdtemp(prefix="serve-")
+    config = os.path.join(workdir, "mms.properties")
+    with open(config, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+    failure_file = os.path.join(workdir, "load-failure")
     command = ["multi-model-server", "--foreground", "--model-store", "/",
-               "--mms-config", config.name, "--log-config", log_config,
+               "--mms-config", config, "--log-config", log_config,
                "--models", f"model={model_dir}"]
     bin_dir = os.path.dirname(sys.executable)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}",  # workers import
-               PYTHONPATH=os.pathsep.join(filter(None, [package_root,  # container from here
-                                                        os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ,
+               PATH=f"{bin_dir}:{os.environ.get('PATH', '')}",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_root,  # workers import container
+                                                        os.environ.get("PYTHONPATH")])),
+               # The handler shares the cores out by the number of workers.
+               **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
+                  settings.LOAD_FAILURE_FILE_ENV: failure_file})
     server = subprocess.Popen(command, env=env, start_new_session=True)
 
     def stop(signum=None, frame=None):
@@ -91,20 +100,18 @@ def serve():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    # While the server starts, load the model once in a throw-away process: a model that cannot
-    # be served stops the container with the reason, instead of leaving /ping at 503 and every
-    # request queued for a worker that never comes.
-    check = subprocess.run([sys.executable, "-c", "import sys; from container.serving import "
-                            "check; sys.exit(check(sys.argv[1]))", model_dir],
-                           capture_output=True, text=True)
-    if check.returncode:
-        reason = check.stderr.strip().splitlines()[-1] if check.stderr.strip() else "no reason"
-        print(f"cannot serve the model in {model_dir}: {reason}", file=sys.stderr,
-              flush=True)
-        stop()
-        server.wait()
-        sys.exit(1)
-    sys.exit(server.wait())
+    # A worker that cannot load the model leaves its reason in failure_file: stop with it,
+    # instead of a server whose /ping stays 503 and whose requests wait for a worker forever.
+    while server.poll() is None:
+        if os.path.exists(failure_file):
+            with open(failure_file) as f:
+                print(f"cannot serve the model in {model_dir}: {f.read()}", file=sys.stderr,
+                      flush=True)
+            stop()
+            server.wait()
+            sys.exit(1)
+        time.sleep(0.2)
+    sys.exit(server.returncode)
 
 
 COMMANDS = {"train": train, "serve": serve}

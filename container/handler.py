@@ -31,7 +31,14 @@ def initialize(context):
     gpu = properties.get("gpu_id")
     device = f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu"
     torch.set_num_threads(_threads_per_worker())
-    _model = serving.model_fn(properties.get("model_dir"), device)
+    try:
+        _model = serving.model_fn(properties.get("model_dir"), device)
+    except Exception as e:
+        failure_file = os.environ.get(settings.LOAD_FAILURE_FILE_ENV)
+        if failure_file:  # `serve` watches for it and stops the server with this reason
+            with open(failure_file, "w") as f:
+                f.write(serving.describe(e))
+        raise
     logger.info("model loaded on %s with %d thread(s)", device, torch.get_num_threads())
 
 

@@ -83,13 +83,9 @@ def model_fn(model_dir, device=None):
     return model
 
 
-def check(model_dir):
-    """None when the model in ``model_dir`` loads and predicts; else the reason, in one line."""
-    try:
-        model_fn(model_dir, "cpu")
-    except Exception as e:  # noqa: BLE001 - every failure is reported the same way
-        return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
-    return None
+def describe(error):
+    """An exception in one line: its type and the first line of its message."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
 
 
 # ---------------------------------------------------------------- input_fn

@@ -53,6 +53,8 @@ INSTALL_REQUIREMENTS_ENV = "SAGEMAKER_INSTALL_MODEL_REQUIREMENTS"
 # Where the model server writes its configuration (the toolkit's choice).
 MMS_CONFIG_FILE = "/etc/sagemaker-mms.properties"
 HANDLER = "container.handler:handle"
+# File a worker writes its reason into when the model cannot be loaded; `serve` then stops.
+LOAD_FAILURE_FILE_ENV = "MNIST_SERVE_LOAD_FAILURE_FILE"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints accept 6 MB
 

@@ -195,3 +195,14 @@ def test_ping_turns_healthy_after_the_model_loads(tmp_path, trained_model_dir):
         print(f"start to healthy /ping: {seconds:.1f} s; pings {srv.pings[:3]}...")
     finally:
         srv.close()
+
+
+def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    srv = Server(str(empty), tmp_path)
+    try:
+        assert srv.process.wait(timeout=60) != 0
+        assert "holds neither model.pth nor model.pt" in srv.output()
+    finally:
+        srv.close()
