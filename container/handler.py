@@ -77,11 +77,11 @@ def handle(data, context):
         except Exception as e:  # noqa: BLE001 - a bad request must never kill the worker
             logger.exception("request %d failed", index)
             responses.append(_error(context, index, serving.RequestError(
-                500, f"internal error: {type(e).__name__}: {str(e)[:300]}")))
+                500, f"internal error: {serving.describe(e)[:300]}")))
     return responses
 
 
 def _error(context, index, error):
     context.set_response_status(error.status_code, error.phrase[:200].replace("\n", " "), index)
-    context.set_response_content_type(index, "application/json")
+    context.set_response_content_type(index, settings.JSON)
     return error.body()
