@@ -93,7 +93,8 @@ def serve():
                # The handler shares the cores out by the number of workers.
                **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
                   settings.LOAD_FAILURE_FILE_ENV: failure_file})
-    server = subprocess.Popen(command, env=env, start_new_session=True)
+    # cwd: the server writes its logs/ folder there, not into the caller's directory.
+    server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)
 
     def stop(signum=None, frame=None):
         os.killpg(server.pid, signal.SIGTERM)
