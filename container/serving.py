@@ -67,9 +67,10 @@ def model_fn(model_dir, device=None):
             warnings.simplefilter("ignore", FutureWarning)
             net = torch.jit.load(script_path, map_location="cpu")
     else:
-        found = ", ".join(sorted(os.listdir(model_dir))) if os.path.isdir(model_dir) else "nothing"
+        found = sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else []
         raise FileNotFoundError(f"{model_dir} holds neither {settings.STATE_DICT_FILE} nor "
-                                f"{settings.TORCHSCRIPT_FILE} (found: {found or 'nothing'})")
+                                f"{settings.TORCHSCRIPT_FILE} (found: "
+                                f"{', '.join(found) or 'nothing'})")
     net = net.to(device).eval()
     if device.type == "cpu":
         with warnings.catch_warnings():

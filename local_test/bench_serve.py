@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from container.data import load_mnist
-from local_test.opt_ml import ROOT
+from local_test.opt_ml import serve_command
 from local_test.reporting import write_report
 
 
@@ -70,15 +70,10 @@ def ping(port):
 
 
 def start_server(model_dir, port, workdir):
-    base = os.path.join(workdir, "opt_ml")
-    shutil.copytree(model_dir, os.path.join(base, "model"))
-    os.makedirs(os.path.join(workdir, "tmp"))
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=base, PYTHONPATH=ROOT,
-               SAGEMAKER_BIND_TO_PORT=str(port), TMPDIR=os.path.join(workdir, "tmp"))
+    argv, env = serve_command(model_dir, port, workdir)
     log = open(os.path.join(workdir, "server.log"), "w")
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "container", "serve"], env=env,
-                              cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     while ping(port) != 200:
         if server.poll() is not None or time.perf_counter() - started > 120:
             server.kill()

@@ -36,6 +36,18 @@ def train_command(base):
     return [sys.executable, "-m", "container", "train"], env
 
 
+def serve_command(model_dir, port, workdir):
+    """(argv, environment) of the image's `serve` on a copy of ``model_dir`` laid out as
+    workdir/opt_ml/model. Each server gets its own TMPDIR under ``workdir``: the model server
+    keeps one pid file per temporary folder and refuses to start beside another one."""
+    base = os.path.join(workdir, "opt_ml")
+    shutil.copytree(model_dir, os.path.join(base, "model"))
+    os.makedirs(os.path.join(workdir, "tmp"))
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=base, PYTHONPATH=ROOT,
+               SAGEMAKER_BIND_TO_PORT=str(port), TMPDIR=os.path.join(workdir, "tmp"))
+    return [sys.executable, "-m", "container", "serve"], env
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -3,7 +3,7 @@
 A checkpoint stores ``asdict(config)`` beside the weights, so a loader calls
 ``build_model(NetConfig(**checkpoint["config"]))`` and repeats no constant.
 """
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -185,7 +185,3 @@ def build_model(config):
     """The untrained network that ``config`` describes; it maps (N, 1, 28, 28) pixels in 0-1
     to (N, 10) logits."""
     return NETWORKS[config.arch](config)
-
-
-def config_fields():
-    return [f.name for f in fields(NetConfig)]

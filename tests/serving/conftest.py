@@ -2,17 +2,15 @@
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from local_test.opt_ml import ROOT, make_opt_ml
+from local_test.opt_ml import make_opt_ml, serve_command
 from tests.conftest import DATA_DIR, run_training
 
 PAYLOAD_LIMIT_MB = 2
@@ -57,21 +55,15 @@ class Server:
     """A running `serve` on a copy of ``model_dir``; stopped by close()."""
 
     def __init__(self, model_dir, tmp_path, **environ):
-        base = tmp_path / "opt_ml"
-        shutil.copytree(model_dir, base / "model")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        (tmp_path / "tmp").mkdir()
-        # TMPDIR: the model server keeps one pid file per temporary folder, and refuses to
-        # start beside another one in the same folder.
-        env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=ROOT,
-                   SAGEMAKER_BIND_TO_PORT=str(self.port), TMPDIR=str(tmp_path / "tmp"),
-                   **environ)
+        argv, env = serve_command(model_dir, self.port, str(tmp_path))
+        env.update(environ)
         self.log_path = tmp_path / "server.log"
         self.log = open(self.log_path, "w")
         self.started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, "-m", "container", "serve"], env=env,
-                                        cwd=tmp_path, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
         self.pings = []
 
     def ping(self):
