@@ -24,6 +24,26 @@ PREFIX ?= mnist
 # extra pytest arguments: PYTEST_ARGS="-k data -x"
 PYTEST_ARGS ?=
 
+# Docker client (BuildKit is required: Docker 20.10 or newer)
+DOCKER ?= docker
+# image repository name, locally and in ECR
+IMAGE ?= sagemaker-mnist
+# image tag: the git commit (with -dirty for uncommitted changes); `latest` is tagged too
+TAG ?= $(shell git describe --always --dirty --abbrev=12 --exclude '*' 2>/dev/null || echo dev)
+# base image; empty means the Dockerfile's default (debian:bookworm-slim from Docker Hub)
+BASE_IMAGE ?=
+# what `make base-image` builds from Debian packages, for hosts with no registry access
+LOCAL_BASE_IMAGE ?= $(IMAGE)-base:bookworm
+# Debian mirror for `make base-image`
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+# CA bundle that pip trusts during the build only (TLS-intercepting networks)
+EXTRA_CA_CERT ?=
+# more `docker build` arguments: BUILD_ARGS="--no-cache"
+BUILD_ARGS ?=
+# AWS region and account of the ECR repository (asked of the AWS CLI when not set)
+REGION ?= $(shell aws configure get region 2>/dev/null || echo us-east-1)
+ACCOUNT ?= $(shell aws sts get-caller-identity --query Account --output text)
+
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -42,21 +62,62 @@ venv: $(STAMP) ## Make the virtual environment with the pinned dependencies
 
 $(STAMP): docker/requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r docker/requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 PING_JAR := container/ping_plugin/truthful-ping.jar
-MMS_JAR = $(shell $(PY) -c 'import mms, os; print(os.path.join(os.path.dirname(mms.__file__), "frontend", "model-server.jar"))')
 
 .PHONY: ping-plugin
 ping-plugin: $(PING_JAR) ## Compile the model server's truthful /ping (needs a JDK)
 
 $(PING_JAR): container/ping_plugin/TruthfulPing.java | $(STAMP)
-	rm -rf build/ping_plugin && mkdir -p build/ping_plugin
-	javac --release 17 -d build/ping_plugin -cp "$(MMS_JAR)" $<
-	cp -r container/ping_plugin/META-INF build/ping_plugin/
-	jar cf $@ -C build/ping_plugin .
+	container/ping_plugin/build.sh $(PY)
+
+##@ Image
+
+REGISTRY = $(ACCOUNT).dkr.ecr.$(REGION).amazonaws.com
+
+.PHONY: build
+build: ## Build the image IMAGE:TAG (and IMAGE:latest) from docker/Dockerfile
+	DOCKER_BUILDKIT=1 $(DOCKER) build --file docker/Dockerfile \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	  $(if $(EXTRA_CA_CERT),--secret id=ca$(,)src=$(EXTRA_CA_CERT)) \
+	  --tag $(IMAGE):$(TAG) --tag $(IMAGE):latest $(BUILD_ARGS) .
+	@$(DOCKER) image inspect --format 'built $(IMAGE):$(TAG): {{.Size}} bytes' $(IMAGE):$(TAG)
+
+, := ,
+
+.PHONY: push
+push: ## Push IMAGE:TAG and IMAGE:latest to ECR (creates the repository if missing)
+	aws ecr describe-repositories --region $(REGION) --repository-names $(IMAGE) >/dev/null 2>&1 \
+	  || aws ecr create-repository --region $(REGION) --repository-name $(IMAGE) >/dev/null
+	aws ecr get-login-password --region $(REGION) \
+	  | $(DOCKER) login --username AWS --password-stdin $(REGISTRY)
+	$(DOCKER) tag $(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):$(TAG)
+	$(DOCKER) tag $(IMAGE):$(TAG) $(REGISTRY)/$(IMAGE):latest
+	$(DOCKER) push $(REGISTRY)/$(IMAGE):$(TAG)
+	$(DOCKER) push $(REGISTRY)/$(IMAGE):latest
+	@echo "image URI: $(REGISTRY)/$(IMAGE):$(TAG)"
+
+.PHONY: base-image
+base-image: ## Build LOCAL_BASE_IMAGE from Debian packages (root, debootstrap); then BASE_IMAGE=that
+	@if $(DOCKER) image inspect $(LOCAL_BASE_IMAGE) >/dev/null 2>&1; then \
+	  echo "$(LOCAL_BASE_IMAGE) exists (docker rmi it to rebuild)"; \
+	else DOCKER=$(DOCKER) MIRROR=$(DEBIAN_MIRROR) docker/base-image.sh $(LOCAL_BASE_IMAGE); fi
+
+.PHONY: wheelhouse
+wheelhouse: | $(STAMP) ## Download every pinned package into docker/wheelhouse: the build then needs no index
+	$(PY) -m pip download --quiet --no-deps --require-hashes -r docker/requirements.txt -d docker/wheelhouse
+
+.PHONY: lock
+lock: ## Re-pin docker/requirements.txt, with hashes, from docker/requirements.in (pip-tools)
+	$(PYTHON) -m venv build/pip-tools && build/pip-tools/bin/pip install --quiet pip-tools==7.6.2
+	CUSTOM_COMPILE_COMMAND="make lock" build/pip-tools/bin/pip-compile --quiet --generate-hashes \
+	  --strip-extras --no-emit-index-url --no-emit-find-links --unsafe-package triton \
+	  --unsafe-package pip --output-file docker/requirements.txt docker/requirements.in
+
+##@ Data and training
 
 .PHONY: data
 data: $(DATA)/training $(DATA)/testing ## Write real MNIST as SageMaker channel folders

@@ -13,9 +13,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_opt_ml(base, hyperparameters, channels, hosts=("localhost",), current_host=None):
+def make_opt_ml(base, hyperparameters, channels, hosts=("localhost",), current_host=None,
+                copy=False):
     """A SageMaker /opt/ml tree under ``base``; every hyperparameter passed as a string, as
-    SageMaker passes them. Host names must resolve, so 'localhost' stands for algo-1."""
+    SageMaker passes them. Host names must resolve, so 'localhost' stands for algo-1 outside
+    a container. Channels are linked, or copied (``copy``) for a tree mounted into one."""
     config = os.path.join(base, "input", "config")
     os.makedirs(config, exist_ok=True)
     with open(os.path.join(config, "hyperparameters.json"), "w") as f:
@@ -26,7 +28,11 @@ def make_opt_ml(base, hyperparameters, channels, hosts=("localhost",), current_h
         json.dump({name: {"TrainingInputMode": "File"} for name in channels}, f)
     os.makedirs(os.path.join(base, "input", "data"), exist_ok=True)
     for name, source in channels.items():
-        os.symlink(os.path.abspath(source), os.path.join(base, "input", "data", name))
+        target = os.path.join(base, "input", "data", name)
+        if copy:
+            shutil.copytree(source, target)
+        else:
+            os.symlink(os.path.abspath(source), target)
     return str(base)
 
 

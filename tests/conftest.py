@@ -5,8 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from local_test.opt_ml import ROOT, train_command
+from model.networks import NetConfig, build_model
 
 DATA_DIR = os.environ.get("MNIST_DATA_DIR", os.path.join(ROOT, "data"))
 
@@ -55,3 +57,22 @@ def run_training(base, timeout=600):
     process = start_training(base)
     log, _ = process.communicate(timeout=timeout)
     return process.returncode, log
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def failed(base, code):
+    """The failure file's reason, after checking the job failed as SageMaker sees it."""
+    assert code != 0
+    assert not os.path.exists(os.path.join(base, "output", "success"))
+    return read(os.path.join(base, "output", "failure"))
+
+
+def load_state_dict_model(model_dir):
+    saved = torch.load(os.path.join(model_dir, "model.pth"), weights_only=True)
+    net = build_model(NetConfig(**saved["config"]))
+    net.load_state_dict(saved["state_dict"])
+    return net.eval()

@@ -10,23 +10,10 @@ import pytest
 import torch
 
 from container.metrics import METRIC_DEFINITIONS
-from model.networks import NetConfig, build_model
 from local_test.opt_ml import make_opt_ml
-from tests.conftest import run_training, start_training
+from tests.conftest import failed, load_state_dict_model, read, run_training, start_training
 
 QUICK = {"epochs": 1, "log_interval": 50}
-
-
-def read(path):
-    with open(path) as f:
-        return f.read()
-
-
-def load_state_dict_model(model_dir):
-    saved = torch.load(os.path.join(model_dir, "model.pth"), weights_only=True)
-    net = build_model(NetConfig(**saved["config"]))
-    net.load_state_dict(saved["state_dict"])
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +64,6 @@ def test_log_lines_feed_the_metric_definitions(trained):
     for definition in METRIC_DEFINITIONS:
         values = re.findall(definition["Regex"], log)
         assert values and all(float(v) >= 0 for v in values), definition["Name"]
-
-
-def failed(base, code):
-    assert code != 0
-    assert not os.path.exists(os.path.join(base, "output", "success"))
-    return read(os.path.join(base, "output", "failure"))
 
 
 @pytest.mark.parametrize("hyperparameters,expected", [

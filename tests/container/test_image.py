@@ -1,0 +1,165 @@
+"""`docker run IMAGE train` and `docker run IMAGE serve`, as SageMaker runs them."""
+import io
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import numpy as np
+import pytest
+import torch
+
+from local_test.opt_ml import make_opt_ml
+from tests.conftest import failed, load_state_dict_model, read
+from tests.container.conftest import STOP_GRACE_S, docker, remove, run_train, train_argv
+from tests.digits import draw_digit, encode
+from tests.serving.conftest import request
+
+QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8}
+
+
+def name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def trained(image, tiny_channel, tmp_path_factory):
+    """One short training job in the container; its /opt/ml tree and log."""
+    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), QUICK, {"training": tiny_channel},
+                       hosts=("algo-1",), copy=True)
+    code, log = run_train(image, base, name("train"))
+    assert code == 0, log
+    return base, log
+
+
+def test_train_writes_the_model_and_the_success_file(trained):
+    base, log = trained
+    assert os.path.exists(os.path.join(base, "output", "success"))
+    for artifact in ("model.pt", "model.pth", "metrics.json"):
+        assert os.path.getsize(os.path.join(base, "model", artifact)) > 0
+    for plot in ("training_curves.png", "confusion_matrix.png"):
+        assert os.path.getsize(os.path.join(base, "output", "data", plot)) > 0
+    assert "Train Epoch: 1 [" in log and "Test Accuracy: " in log
+    accuracy = json.loads(read(os.path.join(base, "model", "metrics.json")))["test_accuracy"]
+    assert accuracy > 90  # 4,000 training images, one epoch
+
+
+def test_bad_hyperparameter_fails_the_job_with_its_reason(image, tiny_channel, tmp_path):
+    base = make_opt_ml(tmp_path, {"dropout": "1.5"}, {"training": tiny_channel},
+                       hosts=("algo-1",), copy=True)
+    code, log = run_train(image, base, name("bad"))
+    assert "hyperparameter dropout: '1.5' is out of range" in failed(base, code), log
+
+
+def test_docker_stop_checkpoints_in_time_and_the_rerun_ends_with_the_same_model(
+        image, tiny_channel, tmp_path):
+    hyperparameters = {"epochs": 2, "log_interval": 10, "seed": 3, "hidden_channels": 8,
+                       "augment": "true"}
+    whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel},
+                        hosts=("algo-1",), copy=True)
+    code, log = run_train(image, whole, name("whole"))
+    assert code == 0, log
+
+    stopped = make_opt_ml(tmp_path / "stopped", hyperparameters, {"training": tiny_channel},
+                          hosts=("algo-1",), copy=True)
+    container = name("stopped")
+    process = subprocess.Popen(train_argv(image, stopped, container), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in process.stdout:  # stop in the second epoch, mid-way
+            lines.append(line)
+            if line.startswith("Train Epoch: 2 [1280/"):
+                break
+        started = time.monotonic()
+        docker("stop", "--time", str(STOP_GRACE_S), container, timeout=STOP_GRACE_S + 30)
+        rest, _ = process.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        remove(container)
+    assert took < STOP_GRACE_S, f"docker stop took {took:.0f} s: the job was killed"
+    reason = failed(stopped, process.returncode)
+    assert "stopped by signal 15 in epoch 2" in reason, "".join(lines) + rest
+    assert os.path.exists(os.path.join(stopped, "checkpoints", "checkpoint.pth"))
+
+    os.remove(os.path.join(stopped, "output", "failure"))  # SageMaker starts each job afresh
+    code, log = run_train(image, stopped, name("resumed"))
+    assert code == 0, log
+    assert "Resuming from" in log
+    a = load_state_dict_model(os.path.join(whole, "model")).state_dict()
+    b = load_state_dict_model(os.path.join(stopped, "model")).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def endpoint(image, trained):
+    """`docker run IMAGE serve` on the trained model, published on a loopback port."""
+    base, _ = trained
+    container = name("serve")
+    started = time.monotonic()
+    docker("run", "--detach", "--name", container, "--publish", "127.0.0.1::8080",
+           "--volume", f"{os.path.join(base, 'model')}:/opt/ml/model:ro", image, "serve")
+    try:
+        port = docker("port", container, "8080/tcp").stdout.split(":")[-1].strip()
+        url = f"http://127.0.0.1:{port}"
+        pings = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                status = request(url + "/ping", timeout=5)[0]
+            except OSError:
+                status = None
+            pings.append(status)
+            if status == 200:
+                break
+            running = docker("inspect", "--format", "{{.State.Running}}", container).stdout
+            assert running.strip() == "true", docker("logs", container).stderr[-3000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"not healthy in 120 s: {docker('logs', container).stderr}")
+        print(f"serve healthy {time.monotonic() - started:.1f} s after docker run")
+        yield url, container
+    finally:
+        remove(container)
+
+
+def invoke(url, body, content_type):
+    return request(url + "/invocations", body, {"Content-Type": content_type}, method="POST")
+
+
+def test_serve_answers_ping_and_predicts_json_npy_and_png(endpoint, mnist):
+    url, _ = endpoint
+    status, _, body = request(url + "/ping")
+    assert status == 200 and json.loads(body)["status"] == "Healthy"
+    x, y = mnist["x_test"][:20], mnist["y_test"][:20]
+
+    status, _, body = invoke(url, json.dumps(x.tolist()).encode(), "application/json")
+    assert status == 200, body
+    labels = [p["label"] for p in json.loads(body)["predictions"]]
+    assert np.mean(np.array(labels) == y) >= 0.85
+
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    status, _, body = invoke(url, buffer.getvalue(), "application/x-npy")
+    assert status == 200, body
+    assert [p["label"] for p in json.loads(body)["predictions"]] == labels
+
+    status, _, body = invoke(url, encode(draw_digit(7), "PNG"), "image/png")
+    assert status == 200, body
+    assert len(json.loads(body)["predictions"]) == 1
+
+
+def test_serve_answers_a_bad_request_with_its_4xx(endpoint):
+    url, _ = endpoint
+    status, _, body = invoke(url, b"[[1, 2], [3]]", "application/json")
+    assert status == 400 and "error" in json.loads(body), body
+    status, _, body = invoke(url, b"hello", "text/plain")
+    assert status == 415 and "text/plain" in json.loads(body)["error"], body
+
+
+def test_serve_stops_at_once_on_docker_stop(endpoint):
+    _, container = endpoint
+    started = time.monotonic()
+    docker("stop", "--time", "30", container, timeout=60)
+    assert time.monotonic() - started < 30
