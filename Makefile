@@ -40,6 +40,8 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 EXTRA_CA_CERT ?=
 # more `docker build` arguments: BUILD_ARGS="--no-cache"
 BUILD_ARGS ?=
+# training instances for `make local-train` (2: distributed data-parallel across containers)
+INSTANCES ?= 1
 # AWS region and account of the ECR repository (asked of the AWS CLI when not set)
 REGION ?= $(shell aws configure get region 2>/dev/null || echo us-east-1)
 ACCOUNT ?= $(shell aws sts get-caller-identity --query Account --output text)
@@ -151,6 +153,30 @@ bench-serve: data $(PING_JAR) ## Measure serving latency, throughput and start-u
 .PHONY: bench-train
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
 	$(PY) -m local_test.bench_train --data $(DATA)
+
+##@ SageMaker local mode (the SDK runs the image with docker-compose)
+
+JOBS := $(PY) -m local_test.jobs --image-uri $(IMAGE):latest
+
+.PHONY: image
+image: # Build the image when IMAGE:latest is missing
+	@$(DOCKER) image inspect $(IMAGE):latest >/dev/null 2>&1 || $(MAKE) build
+
+.PHONY: local-train
+local-train: data image ## Train with the SDK's local mode: EPOCHS, INSTANCES, HYPERPARAMETERS
+	$(JOBS) train --instances $(INSTANCES) epochs=$(EPOCHS) $(HYPERPARAMETERS)
+
+.PHONY: local-deploy local-predict
+local-deploy local-predict: data image ## Deploy the last model locally, predict JSON, npy and PNG, delete it
+	$(JOBS) predict
+
+.PHONY: local-transform
+local-transform: data image ## Batch transform of the test set (JSON lines, SplitType=Line)
+	$(JOBS) transform
+
+.PHONY: local-sweep
+local-sweep: data image ## The original experiment: baseline widths 2-32, then the default model
+	$(JOBS) sweep epochs=$(EPOCHS)
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the data and the virtual environment)
