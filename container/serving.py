@@ -7,6 +7,7 @@ to 0-255. Every image becomes 28x28 floats in 0-1, white ink on black, as in MNI
 import io
 import json
 import os
+import struct
 import warnings
 import zipfile
 
@@ -99,12 +100,12 @@ def to_batch(array, name="input"):
     """Any accepted shape of pixels to float32 (N, 1, 28, 28) in 0-1, per the scale rule."""
     try:
         array = np.asarray(array)
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
-                                         or array.dtype == bool):
-            raise ValueError
+        if array.dtype.kind not in "biuf":  # not complex, text, dates, records or objects
+            raise TypeError
         array = array.astype(np.float32)
     except (ValueError, TypeError, OverflowError):
-        raise bad_request(f"{name} is not an array of numbers (ragged lists or text?)") from None
+        raise bad_request(f"{name} is not an array of real numbers (ragged lists, text, "
+                          f"complex numbers?)") from None
     shape = array.shape
     if shape in ((IMAGE_SIZE, IMAGE_SIZE), (PIXELS,)):
         array = array.reshape(1, -1)
@@ -165,13 +166,31 @@ def decode_csv(body):
     return to_batch(np.array(values, dtype=np.float32).reshape(-1, PIXELS), "CSV body")
 
 
+def _read_npy(stream, available, name):
+    """The array in an .npy stream whose header is checked first: a header that declares more
+    data than the ``available`` bytes hold is refused before anything is allocated."""
+    start = stream.tell()
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read_header(stream)
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > available:
+        raise bad_request(f"{name} declares shape {shape} of {dtype} ({declared} bytes), more "
+                          f"than the {available} bytes sent")
+    stream.seek(start)
+    return np.load(stream, allow_pickle=False)
+
+
 def decode_npy(body):
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        if body.startswith(b"PK"):
+            raise bad_request("body is an .npz archive; send it as application/x-npz")
+        if not body.startswith(b"\x93NUMPY"):
+            raise ValueError("no .npy magic string at the start")
+        array = _read_npy(io.BytesIO(body), len(body), "npy array")
     except (ValueError, OSError, EOFError) as e:
         raise bad_request(f"body is not a readable .npy array ({str(e)[:200]})") from None
-    if not isinstance(array, np.ndarray):
-        raise bad_request("body is an .npz archive; send it as application/x-npz")
     return to_batch(array, "npy array")
 
 
@@ -186,10 +205,16 @@ def decode_npz(body):
             if key is None:
                 raise bad_request(f"npz holds {names}; send one array, or name it one of "
                                   f"{', '.join(NPZ_KEYS)}")
-            array = archive[key]
+            member = key if key.endswith(".npy") else key + ".npy"
+            with archive.zip.open(member) as stream:
+                array = _read_npy(io.BytesIO(stream.read()),
+                                  archive.zip.getinfo(member).file_size, f"npz array '{key}'")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise bad_request(f"body is not a readable .npz archive ({str(e)[:200]})") from None
     return to_batch(array, f"npz array '{key}'")
+
+
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every PNG, with its checksum
 
 
 def decode_image(body):
@@ -199,9 +224,16 @@ def decode_image(body):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(body))
             image.load()
+            # A file cut short after its pixels still decodes: refuse it as the truncation it is.
+            if image.format == "PNG":
+                Image.open(io.BytesIO(body)).verify()  # every chunk's checksum, up to IEND
+                if PNG_END not in body:
+                    raise ValueError("truncated PNG: no complete IEND chunk")
+            elif image.format == "JPEG" and b"\xff\xd9" not in body[2:]:
+                raise ValueError("truncated JPEG: no end-of-image marker")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RequestError(413, f"image is larger than {MAX_IMAGE_PIXELS} pixels") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as e:
         raise bad_request(f"body is not a readable PNG or JPEG image ({str(e)[:200]})") from None
     return mnist_style(image)[None, None]
 

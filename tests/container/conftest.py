@@ -4,10 +4,12 @@ engine the way SageMaker runs it. Without a reachable engine these tests skip, l
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 
-from local_test.opt_ml import ROOT
+from local_test.opt_ml import ROOT, make_opt_ml
+from tests.serving.conftest import request
 
 DOCKER = os.environ.get("DOCKER", "docker")
 IMAGE = "sagemaker-mnist"
@@ -75,3 +77,80 @@ def run_train(image, base, name, timeout=600):
 
 def remove(name):
     docker("rm", "--force", name, check=False)
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8}
+
+
+@pytest.fixture(scope="session")
+def trained(image, tiny_channel, tmp_path_factory):
+    """One short training job in the container; its /opt/ml tree and log."""
+    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), QUICK, {"training": tiny_channel},
+                       hosts=("algo-1",), copy=True)
+    code, log = run_train(image, base, unique("train"))
+    assert code == 0, log
+    return base, log
+
+
+class Endpoint:
+    """`docker run IMAGE serve` on a model folder, published on a loopback port."""
+
+    def __init__(self, image, model_dir, **environ):
+        self.name = unique("serve")
+        self.started = time.monotonic()
+        env = [arg for k, v in environ.items() for arg in ("--env", f"{k}={v}")]
+        docker("run", "--detach", "--name", self.name, "--publish", "127.0.0.1::8080", *env,
+               "--volume", f"{model_dir}:/opt/ml/model:ro", image, "serve")
+        port = docker("port", self.name, "8080/tcp").stdout.split(":")[-1].strip()
+        self.url = f"http://127.0.0.1:{port}"
+
+    def ping(self):
+        try:
+            return request(self.url + "/ping", timeout=5)[0]
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping() == 200:
+                return time.monotonic() - self.started
+            assert self.running(), self.logs()
+            time.sleep(0.1)
+        raise AssertionError(f"not healthy in {timeout} s: {self.logs()}")
+
+    def running(self):
+        return docker("inspect", "--format", "{{.State.Running}}", self.name,
+                      check=False).stdout.strip() == "true"
+
+    def invoke(self, body, headers, timeout=30):
+        return request(self.url + "/invocations", body, headers, method="POST", timeout=timeout)
+
+    def shell(self, command):
+        return docker("exec", self.name, "sh", "-c", command).stdout
+
+    def worker_pids(self, forked_only=False):
+        """Process IDs of the model server's Python processes: the one that listens on the
+        worker socket and the workers it forks, one per connection (``forked_only``)."""
+        out = self.shell("for f in $(grep -l 'model_service_worke[r]' /proc/[0-9]*/cmdline "
+                         "2>/dev/null); do d=${f%/cmdline}; echo ${d#/proc/} "
+                         "$(awk '/^PPid/ {print $2}' $d/status); done")
+        pids = dict(map(int, line.split()) for line in out.splitlines() if line.strip())
+        return sorted(pid for pid, parent in pids.items()
+                      if not forked_only or parent in pids)
+
+    def rss_mb(self):
+        """Resident memory of every process in the container, in MB."""
+        out = self.shell("cat /proc/[0-9]*/status 2>/dev/null | grep VmRSS || true")
+        return sum(int(line.split()[1]) for line in out.splitlines()) / 1024
+
+    def logs(self):
+        answer = docker("logs", self.name, check=False)
+        return (answer.stdout + answer.stderr)[-4000:]
+
+    def close(self):
+        remove(self.name)

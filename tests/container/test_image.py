@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -12,26 +11,10 @@ import torch
 
 from local_test.opt_ml import make_opt_ml
 from tests.conftest import failed, load_state_dict_model, read
-from tests.container.conftest import STOP_GRACE_S, docker, remove, run_train, train_argv
+from tests.container.conftest import (STOP_GRACE_S, Endpoint, docker, remove, run_train,
+                                     train_argv, unique)
 from tests.digits import draw_digit, encode
 from tests.serving.conftest import request
-
-QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8}
-
-
-def name(prefix):
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def trained(image, tiny_channel, tmp_path_factory):
-    """One short training job in the container; its /opt/ml tree and log."""
-    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), QUICK, {"training": tiny_channel},
-                       hosts=("algo-1",), copy=True)
-    code, log = run_train(image, base, name("train"))
-    assert code == 0, log
-    return base, log
-
 
 def test_train_writes_the_model_and_the_success_file(trained):
     base, log = trained
@@ -48,7 +31,7 @@ def test_train_writes_the_model_and_the_success_file(trained):
 def test_bad_hyperparameter_fails_the_job_with_its_reason(image, tiny_channel, tmp_path):
     base = make_opt_ml(tmp_path, {"dropout": "1.5"}, {"training": tiny_channel},
                        hosts=("algo-1",), copy=True)
-    code, log = run_train(image, base, name("bad"))
+    code, log = run_train(image, base, unique("bad"))
     assert "hyperparameter dropout: '1.5' is out of range" in failed(base, code), log
 
 
@@ -58,12 +41,12 @@ def test_docker_stop_checkpoints_in_time_and_the_rerun_ends_with_the_same_model(
                        "augment": "true"}
     whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel},
                         hosts=("algo-1",), copy=True)
-    code, log = run_train(image, whole, name("whole"))
+    code, log = run_train(image, whole, unique("whole"))
     assert code == 0, log
 
     stopped = make_opt_ml(tmp_path / "stopped", hyperparameters, {"training": tiny_channel},
                           hosts=("algo-1",), copy=True)
-    container = name("stopped")
+    container = unique("stopped")
     process = subprocess.Popen(train_argv(image, stopped, container), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
@@ -84,7 +67,7 @@ def test_docker_stop_checkpoints_in_time_and_the_rerun_ends_with_the_same_model(
     assert os.path.exists(os.path.join(stopped, "checkpoints", "checkpoint.pth"))
 
     os.remove(os.path.join(stopped, "output", "failure"))  # SageMaker starts each job afresh
-    code, log = run_train(image, stopped, name("resumed"))
+    code, log = run_train(image, stopped, unique("resumed"))
     assert code == 0, log
     assert "Resuming from" in log
     a = load_state_dict_model(os.path.join(whole, "model")).state_dict()
@@ -94,34 +77,14 @@ def test_docker_stop_checkpoints_in_time_and_the_rerun_ends_with_the_same_model(
 
 @pytest.fixture(scope="module")
 def endpoint(image, trained):
-    """`docker run IMAGE serve` on the trained model, published on a loopback port."""
+    """`docker run IMAGE serve` on the trained model."""
     base, _ = trained
-    container = name("serve")
-    started = time.monotonic()
-    docker("run", "--detach", "--name", container, "--publish", "127.0.0.1::8080",
-           "--volume", f"{os.path.join(base, 'model')}:/opt/ml/model:ro", image, "serve")
+    server = Endpoint(image, os.path.join(base, "model"))
     try:
-        port = docker("port", container, "8080/tcp").stdout.split(":")[-1].strip()
-        url = f"http://127.0.0.1:{port}"
-        pings = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                status = request(url + "/ping", timeout=5)[0]
-            except OSError:
-                status = None
-            pings.append(status)
-            if status == 200:
-                break
-            running = docker("inspect", "--format", "{{.State.Running}}", container).stdout
-            assert running.strip() == "true", docker("logs", container).stderr[-3000:]
-            time.sleep(0.2)
-        else:
-            raise AssertionError(f"not healthy in 120 s: {docker('logs', container).stderr}")
-        print(f"serve healthy {time.monotonic() - started:.1f} s after docker run")
-        yield url, container
+        print(f"serve healthy {server.wait_healthy():.1f} s after docker run")
+        yield server.url, server.name
     finally:
-        remove(container)
+        server.close()
 
 
 def invoke(url, body, content_type):
