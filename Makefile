@@ -178,6 +178,19 @@ local-transform: data image ## Batch transform of the test set (JSON lines, Spli
 local-sweep: data image ## The original experiment: baseline widths 2-32, then the default model
 	$(JOBS) sweep epochs=$(EPOCHS)
 
+##@ Reliability
+
+.PHONY: soak
+soak: data ## Reliability at full size against the container: 10,000 malformed requests, 60 s of load
+	FUZZ_EXAMPLES=10000 LOAD_SECONDS=60 DOCKER=$(DOCKER) $(PY) -m pytest -s \
+	  tests/container/test_reliability.py $(PYTEST_ARGS)
+
+.PHONY: audit
+audit: ## Look up every pinned dependency of the image in a vulnerability database (pip-audit)
+	$(PYTHON) -m venv build/pip-audit && build/pip-audit/bin/pip install --quiet pip-audit==2.10.1
+	build/pip-audit/bin/pip-audit --requirement docker/requirements.txt --require-hashes \
+	  --disable-pip --no-deps --progress-spinner off
+
 .PHONY: clean
 clean: ## Remove build outputs (keeps the data and the virtual environment)
 	rm -rf build results .pytest_cache

@@ -7,6 +7,7 @@ container.train:main; the toolkit reads /opt/ml, calls main(), and writes
 """
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -334,12 +335,29 @@ def _spawned(local_rank, args, layout):
     train(args, layout, local_rank)
 
 
+# What gloo and NCCL say when a peer process or host is gone.
+PEER_LOST = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+             "Connection refused", "Socket closed", "timed out", "Timed out", "NCCL")
+
+
+def peer_lost(error):
+    """A ClientError that says plainly that another process left, from a backend's error."""
+    first = re.sub(r"^\[[^\]]*\]\s*", "", (str(error).strip().splitlines() or [""])[0])
+    return ClientError(f"distributed training stopped: another host or process of the job "
+                       f"left or stopped answering ({first.split('. ')[0][:200]})")
+
+
 def run(args, environ=os.environ):
     """Train with ``args`` on every process this host owns."""
     layout = Layout(environ, args.backend)
     STOP.install()
     if layout.procs_per_host == 1:
-        return train(args, layout)
+        try:
+            return train(args, layout)
+        except RuntimeError as e:
+            if layout.world_size > 1 and any(words in str(e) for words in PEER_LOST):
+                raise peer_lost(e) from e
+            raise
     context = torch.multiprocessing.start_processes(
         _spawned, args=(args, layout), nprocs=layout.procs_per_host, join=False,
         start_method="spawn")

@@ -126,3 +126,16 @@ def test_serve_stops_at_once_on_docker_stop(endpoint):
     started = time.monotonic()
     docker("stop", "--time", "30", container, timeout=60)
     assert time.monotonic() - started < 30
+
+
+def test_corrupt_channel_fails_the_job_naming_the_file(image, mnist, tmp_path):
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (channel / name).write_bytes(b"\x1f\x8b\x08 this is not gzip data")
+    base = make_opt_ml(tmp_path / "opt_ml", {"epochs": 1}, {"training": str(channel)},
+                       hosts=("algo-1",), copy=True)
+    code, log = run_train(image, base, unique("corrupt"))
+    reason = failed(base, code)
+    assert "idx" in reason and "ubyte.gz" in reason, reason + log[-2000:]

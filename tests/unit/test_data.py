@@ -115,6 +115,15 @@ def test_truncated_gzip_is_named(tmp_path):
         load_mnist(training, testing)
 
 
+def test_corrupt_gzip_is_named(tmp_path):
+    training, testing, train_paths, _ = channels(tmp_path)
+    with open(train_paths[0], "wb") as f:
+        f.write(b"\x1f\x8b\x08 a gzip header, then no deflate stream")
+    with pytest.raises(DataError) as raised:
+        load_mnist(training, testing)
+    assert train_paths[0] in str(raised.value) and "cannot be read" in str(raised.value)
+
+
 def test_wrong_magic_number(tmp_path):
     training, testing, train_paths, _ = channels(tmp_path)
     write_idx(train_paths[0], Y_TRAIN)  # a labels file under an images name

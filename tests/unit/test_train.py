@@ -166,3 +166,22 @@ def test_two_processes_train_one_model_with_ddp(tiny_channel, tmp_path):
     assert not os.path.exists(os.path.join(bases[1], "model", "model.pt"))  # rank 0 writes
     # each process took half of every 64-image batch: 20 steps are 1,280 of 4,000 images
     assert "Train Epoch: 1 [1280/4000 (32%)]" in logs[0]
+
+
+def test_a_host_that_dies_fails_the_other_fast_with_a_clear_message(tiny_channel, tmp_path):
+    hosts = ("localhost", "127.0.0.1")
+    bases = [make_opt_ml(tmp_path / host, {"epochs": 3, "log_interval": 5, "hidden_channels": 8},
+                         {"training": tiny_channel}, hosts=hosts, current_host=host)
+             for host in hosts]
+    first, second = [start_training(base) for base in bases]
+    for line in first.stdout:
+        if line.startswith("Train Epoch: 1 ["):
+            break
+    second.kill()  # the second host is gone, mid-epoch
+    started = time.monotonic()
+    log, _ = first.communicate(timeout=300)
+    second.communicate()
+    took = time.monotonic() - started
+    reason = failed(bases[0], first.returncode)
+    assert "another host or process of the job left" in reason, log[-3000:]
+    assert took < 60, f"the surviving host took {took:.0f} s to give up"
