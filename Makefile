@@ -23,6 +23,8 @@ BUCKET ?=
 PREFIX ?= mnist
 # extra pytest arguments: PYTEST_ARGS="-k data -x"
 PYTEST_ARGS ?=
+# extra `make bench` arguments: BENCH_ARGS="--quick" or "--skip-training"
+BENCH_ARGS ?=
 
 # Docker client (BuildKit is required: Docker 20.10 or newer)
 DOCKER ?= docker
@@ -149,6 +151,17 @@ test: data $(PING_JAR) ## Run the test suite
 bench-serve: data $(PING_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
 	@test -f build/opt_ml/model/model.pth || $(MAKE) train
 	$(PY) -m local_test.bench_serve --model-dir build/opt_ml/model --data $(DATA)
+
+.PHONY: peer-image
+peer-image: image # Build the peer for `make bench`: the stock PyTorch serving stack on this image
+	DOCKER_BUILDKIT=1 $(DOCKER) build --file docker/peer/Dockerfile \
+	  --build-arg IMAGE=$(IMAGE):latest $(if $(EXTRA_CA_CERT),--secret id=ca$(,)src=$(EXTRA_CA_CERT)) \
+	  --tag $(IMAGE)-peer:latest docker/peer
+
+.PHONY: bench
+bench: data peer-image ## Training, serving, start-up and size against the stock PyTorch stack (results/)
+	DOCKER=$(DOCKER) $(PY) -m local_test.bench --image $(IMAGE):latest --peer $(IMAGE)-peer:latest \
+	  --data $(DATA) $(BENCH_ARGS)
 
 .PHONY: bench-train
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
