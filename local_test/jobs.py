@@ -299,10 +299,13 @@ def sweep_report(rows, epochs, folder):
     with open(os.path.join(folder, "sweep.md"), "w") as f:
         f.write(table)
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    labels = [label.replace("baseline, hidden_channels=", "baseline c=") for label, *_ in rows]
+    labels = [label.replace("baseline, hidden_channels=", "baseline\nc=").replace(" (", "\n(")
+              for label, *_ in rows]
     accuracies = [accuracy for _, accuracy, _ in rows]
-    axes.bar(labels, accuracies, color=["#7f8c8d"] * (len(rows) - 1) + ["#2e86c1"])
-    axes.axhspan(95, 97, color="#f5b041", alpha=0.25, label="original project: about 95-97%")
+    axes.bar(labels, accuracies, color=["#7f8c8d"] * (len(rows) - 1) + ["#2e86c1"], zorder=2)
+    axes.axhspan(95, 97, color="#f5b041", alpha=0.35, label="original project: about 95-97%",
+                 zorder=3)
+    axes.tick_params(axis="x", labelsize=8)
     axes.set_ylim(min(90.0, min(accuracies) - 1), 100)
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(f"MNIST test accuracy after {epochs} epoch(s)")
