@@ -22,6 +22,7 @@ from model.networks import IMAGE_SIZE, NetConfig, build_model
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SHAPES = "(28, 28), (784,), (N, 28, 28), (N, 784) or (N, 1, 28, 28)"
 MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image decoded
+MAX_NPZ_ARRAY_BYTES = 256 * 2**20  # an npz member may expand to this much (zip bombs)
 
 
 class RequestError(BaseInferenceToolkitError):
@@ -206,9 +207,12 @@ def decode_npz(body):
                 raise bad_request(f"npz holds {names}; send one array, or name it one of "
                                   f"{', '.join(NPZ_KEYS)}")
             member = key if key.endswith(".npy") else key + ".npy"
+            size = archive.zip.getinfo(member).file_size
+            if size > MAX_NPZ_ARRAY_BYTES:
+                raise RequestError(413, f"npz array '{key}' expands to {size} bytes, above "
+                                        f"{MAX_NPZ_ARRAY_BYTES}")
             with archive.zip.open(member) as stream:
-                array = _read_npy(io.BytesIO(stream.read()),
-                                  archive.zip.getinfo(member).file_size, f"npz array '{key}'")
+                array = _read_npy(io.BytesIO(stream.read()), size, f"npz array '{key}'")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise bad_request(f"body is not a readable .npz archive ({str(e)[:200]})") from None
     return to_batch(array, f"npz array '{key}'")

@@ -1,8 +1,10 @@
 """Hypothesis strategies for malformed /invocations requests, across every media type: each
 one drawn here must be answered with a 4xx that names the problem."""
+import functools
 import io
 import json
 import struct
+import zipfile
 import zlib
 
 import numpy as np
@@ -130,8 +132,26 @@ def out_of_range(draw):
         json.dumps(array.tolist()).encode()
 
 
+@functools.cache
+def npz_bomb():
+    """A small .npz whose one array expands to 282 MB of zeros."""
+    shape = (90_000, 784)
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (118 - len(header)) + "\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("instances.npy", "w", force_zip64=True) as member:
+            member.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+            chunk = b"\0" * 2**20
+            for _ in range(shape[0] * shape[1] * 4 // len(chunk)):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
 @st.composite
 def huge_dimensions(draw):
+    if draw(st.integers(0, 9)) == 0:
+        return "application/x-npz", npz_bomb()
     if draw(st.booleans()):
         side = draw(st.integers(20_000, 2_000_000))
         return draw(st.sampled_from(["image/png", "application/x-image"])), \

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from container import serving
+from tests.container.fuzz import npz_bomb
 from tests.digits import VARIANTS, draw_digit, encode
 from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server
 
@@ -136,6 +137,7 @@ def error_of(answer):
     (npy(np.array(["a", "b"])), NPY, None, 400, "not an array of real numbers"),
     (npy(np.ones((28, 28), np.complex64)), NPY, None, 400, "not an array of real numbers"),
     (b"\x93NUMPY garbage", NPY, None, 400, "not a readable .npy"),
+    (npz_bomb(), NPZ, None, 413, "expands to 282067073 bytes"),
     (b"1,2,3\n", CSV, None, 400, "each row must be one image of 784 values"),
     (b"\x89PNG\r\n\x1a\n truncated", "image/png", None, 400, "not a readable PNG or JPEG"),
     (encode(draw_digit(1).point(lambda _: 235), "PNG"), "image/png", None, 400, "no digit"),
