@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from local_test import bench_train
-from local_test.bench_serve import load
+from local_test.bench_serve import load, npy
 from local_test.opt_ml import ROOT
 from local_test.reporting import write_report
 
@@ -66,12 +66,6 @@ def start(image, model_dir, name):
     raise RuntimeError(f"{image} did not answer in 300 s:\n{docker('logs', name, check=False)}")
 
 
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
 def payloads(images):
     from PIL import Image
     png = io.BytesIO()
@@ -106,7 +100,8 @@ def measure(image, model_dir, name, images, seconds, concurrency):
 
 def serving_report(ours, peer):
     lines = ["| load | concurrency | ours p50 / p99 (ms) | ours req/s | peer p50 / p99 (ms) "
-             "| peer req/s | req/s ratio | errors (ours, peer) |", "|---|---|---|---|---|---|---|---|"]
+             "| peer req/s | req/s ratio | errors (ours, peer) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (label, c), r in ours["loads"].items():
         p = peer["loads"][(label, c)]
         ok = p["errors"] < p["requests"]

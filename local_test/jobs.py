@@ -24,7 +24,7 @@ import urllib.parse
 import numpy as np
 
 from container.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local_test.opt_ml import ROOT
+from local_test.opt_ml import ROOT, parse_hyperparameters
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 # Local mode runs `docker info` before every request and logs a warning each time.
@@ -174,16 +174,6 @@ def load_test_set(data):
     from container.data import load_mnist
     _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
     return test.images[:, 0].numpy(), test.labels.numpy()
-
-
-def parse_hyperparameters(items):
-    hyperparameters = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"hyperparameter {item!r}: write NAME=VALUE")
-        hyperparameters[name] = value
-    return hyperparameters
 
 
 def last_model_file(args):

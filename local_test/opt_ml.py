@@ -54,6 +54,17 @@ def serve_command(model_dir, port, workdir):
     return [sys.executable, "-m", "container", "serve"], env
 
 
+def parse_hyperparameters(items):
+    """NAME=VALUE words from a command line as a dict; anything else ends the command."""
+    hyperparameters = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"hyperparameter {item!r}: write NAME=VALUE")
+        hyperparameters[name] = value
+    return hyperparameters
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -61,7 +72,7 @@ def main():
     parser.add_argument("--data", default="data", help="folder with training/ and testing/")
     parser.add_argument("hyperparameters", nargs="*", metavar="NAME=VALUE")
     args = parser.parse_args()
-    hyperparameters = dict(item.split("=", 1) for item in args.hyperparameters)
+    hyperparameters = parse_hyperparameters(args.hyperparameters)
     shutil.rmtree(args.base, ignore_errors=True)
     channels = {name: os.path.join(args.data, name) for name in ("training", "testing")}
     base = make_opt_ml(args.base, hyperparameters, channels)

@@ -1,5 +1,4 @@
 """`docker run IMAGE train` and `docker run IMAGE serve`, as SageMaker runs them."""
-import io
 import json
 import os
 import subprocess
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from local_test.bench_serve import npy
 from local_test.opt_ml import make_opt_ml
 from tests.conftest import failed, load_state_dict_model, read
 from tests.container.conftest import (STOP_GRACE_S, Endpoint, docker, remove, run_train,
@@ -82,53 +82,45 @@ def endpoint(image, trained):
     server = Endpoint(image, os.path.join(base, "model"))
     try:
         print(f"serve healthy {server.wait_healthy():.1f} s after docker run")
-        yield server.url, server.name
+        yield server
     finally:
         server.close()
 
 
-def invoke(url, body, content_type):
-    return request(url + "/invocations", body, {"Content-Type": content_type}, method="POST")
-
-
 def test_serve_answers_ping_and_predicts_json_npy_and_png(endpoint, mnist):
-    url, _ = endpoint
-    status, _, body = request(url + "/ping")
+    status, _, body = request(endpoint.url + "/ping")
     assert status == 200 and json.loads(body)["status"] == "Healthy"
     x, y = mnist["x_test"][:20], mnist["y_test"][:20]
 
-    status, _, body = invoke(url, json.dumps(x.tolist()).encode(), "application/json")
+    status, _, body = endpoint.invoke(json.dumps(x.tolist()).encode(),
+                                      {"Content-Type": "application/json"})
     assert status == 200, body
     labels = [p["label"] for p in json.loads(body)["predictions"]]
     assert np.mean(np.array(labels) == y) >= 0.85
 
-    buffer = io.BytesIO()
-    np.save(buffer, x)
-    status, _, body = invoke(url, buffer.getvalue(), "application/x-npy")
+    status, _, body = endpoint.invoke(npy(x), {"Content-Type": "application/x-npy"})
     assert status == 200, body
     assert [p["label"] for p in json.loads(body)["predictions"]] == labels
 
-    status, _, body = invoke(url, encode(draw_digit(7), "PNG"), "image/png")
+    status, _, body = endpoint.invoke(encode(draw_digit(7), "PNG"), {"Content-Type": "image/png"})
     assert status == 200, body
     assert len(json.loads(body)["predictions"]) == 1
 
 
 def test_serve_answers_a_bad_request_with_its_4xx(endpoint):
-    url, _ = endpoint
-    status, _, body = invoke(url, b"[[1, 2], [3]]", "application/json")
+    status, _, body = endpoint.invoke(b"[[1, 2], [3]]", {"Content-Type": "application/json"})
     assert status == 400 and "error" in json.loads(body), body
-    status, _, body = invoke(url, b"hello", "text/plain")
+    status, _, body = endpoint.invoke(b"hello", {"Content-Type": "text/plain"})
     assert status == 415 and "text/plain" in json.loads(body)["error"], body
 
 
 def test_serve_stops_at_once_on_docker_stop(endpoint):
-    _, container = endpoint
     started = time.monotonic()
-    docker("stop", "--time", "30", container, timeout=60)
+    docker("stop", "--time", "30", endpoint.name, timeout=60)
     assert time.monotonic() - started < 30
 
 
-def test_corrupt_channel_fails_the_job_naming_the_file(image, mnist, tmp_path):
+def test_corrupt_channel_fails_the_job_naming_the_file(image, tmp_path):
     channel = tmp_path / "channel"
     channel.mkdir()
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 
 from container import serving
+from local_test.bench_serve import npy
 from tests.container.fuzz import npz_bomb
 from tests.digits import VARIANTS, draw_digit, encode
 from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server
 
 JSON, NPY, NPZ, CSV, JSONL = ("application/json", "application/x-npy", "application/x-npz",
                               "text/csv", "application/jsonlines")
-
-
-def npy(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
