@@ -12,6 +12,7 @@ sagemaker-inference toolkit's start-up: /ping answers 503 until a worker has loa
 (a plugin replaces the stock /ping, which answers 200 while every worker is dead), and nothing
 from the model archive is pip-installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
 """
+import glob
 import os
 import signal
 import subprocess
@@ -53,14 +54,22 @@ def server_properties(environ=os.environ):
         "vmargs": environ.get(settings.VMARGS_ENV) or "-XX:+UseContainerSupport "
                   "-XX:MaxRAMPercentage=25 -XX:+UseSerialGC -Xss1m",
         "plugins_path": PING_PLUGIN_DIR,
+        # Load the model once, in the process the workers fork from: one `import torch` and
+        # one load at start-up instead of one per worker, and memory shared between them.
+        # Not with a GPU: CUDA cannot be used in a process forked after it started.
+        "preload_model": "false" if has_gpu() else "true",
     }
     return properties
+
+
+def has_gpu():
+    """Whether the NVIDIA runtime gave this container a GPU (without importing torch)."""
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 def serve():
     if not os.path.exists(PING_PLUGIN_JAR):
         sys.exit(f"{PING_PLUGIN_JAR} is missing: build it with `make ping-plugin`")
-    import sagemaker_inference
     from sagemaker_inference import environment
     requirements = os.path.join(environment.code_dir, "requirements.txt")
     if os.path.exists(requirements):
@@ -69,7 +78,7 @@ def serve():
         else:
             print(f"not installing {requirements}: set {settings.INSTALL_REQUIREMENTS_ENV}=true "
                   f"to allow it", flush=True)
-    log_config = os.path.join(os.path.dirname(sagemaker_inference.__file__), "etc", "log4j2.xml")
+    log_config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.xml")
     model_dir = os.path.abspath(environment.model_dir)
     if not any(os.path.exists(os.path.join(model_dir, name))
                for name in (settings.STATE_DICT_FILE, settings.TORCHSCRIPT_FILE)):
@@ -93,6 +102,8 @@ def serve():
                # The handler shares the cores out by the number of workers.
                **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
                   settings.LOAD_FAILURE_FILE_ENV: failure_file})
+    if os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true":
+        env["MNIST_ACCESS_LOG_LEVEL"] = "info"  # read by log4j2.xml
     # cwd: the server writes its logs/ folder there, not into the caller's directory.
     server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)
 

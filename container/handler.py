@@ -16,6 +16,7 @@ from container import serving, settings
 logger = logging.getLogger(__name__)
 _model = None
 _max_body_mb = settings.DEFAULT_MAX_PAYLOAD_MB
+_threads_set_in = None  # the process whose torch threads are set for serving
 
 
 def _threads_per_worker():
@@ -30,7 +31,10 @@ def initialize(context):
     properties = context.system_properties
     gpu = properties.get("gpu_id")
     device = f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu"
-    torch.set_num_threads(_threads_per_worker())
+    # One thread while loading: with preload_model the server loads here and then forks the
+    # workers, and a fork after OpenMP has started threads can hang the child. Each process
+    # takes its share of the cores at its first request (_serving_threads).
+    torch.set_num_threads(1)
     try:
         _model = serving.model_fn(properties.get("model_dir"), device)
     except Exception as e:
@@ -39,7 +43,14 @@ def initialize(context):
             with open(failure_file, "w") as f:
                 f.write(serving.describe(e))
         raise
-    logger.info("model loaded on %s with %d thread(s)", device, torch.get_num_threads())
+    logger.info("model loaded on %s", device)
+
+
+def _serving_threads():
+    global _threads_set_in
+    if _threads_set_in != os.getpid():
+        torch.set_num_threads(_threads_per_worker())
+        _threads_set_in = os.getpid()
 
 
 def _header(headers, name):
@@ -68,6 +79,7 @@ def handle(data, context):
     if data is None:
         initialize(context)
         return None
+    _serving_threads()
     responses = []
     for index, request in enumerate(data):
         try:

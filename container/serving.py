@@ -44,10 +44,18 @@ def bad_request(message):
 # ---------------------------------------------------------------- model_fn
 
 class Model:
-    """The network and where it runs."""
+    """The network and where it runs. On the CPU there are two TorchScript graphs of it: one
+    frozen as it is, the faster for a few images, and one through optimize_for_inference
+    (oneDNN kernels throughout, batch norm folded where it can be), the faster for batches."""
 
-    def __init__(self, net, device):
+    SMALL_BATCH = 32  # the crossover measured on one thread
+
+    def __init__(self, net, device, batch_net=None):
         self.net, self.device = net, device
+        self.batch_net = batch_net if batch_net is not None else net
+
+    def __call__(self, x):
+        return (self.net if len(x) <= self.SMALL_BATCH else self.batch_net)(x)
 
 
 def model_fn(model_dir, device=None):
@@ -64,6 +72,8 @@ def model_fn(model_dir, device=None):
                              f"({type(e).__name__})") from None
         net = build_model(NetConfig(**saved["config"]))
         net.load_state_dict(saved["state_dict"])
+        if hasattr(net, "for_inference"):
+            net = net.for_inference()
     elif os.path.exists(script_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -74,15 +84,20 @@ def model_fn(model_dir, device=None):
                                 f"{settings.TORCHSCRIPT_FILE} (found: "
                                 f"{', '.join(found) or 'nothing'})")
     net = net.to(device).eval()
+    model = Model(net, device)
     if device.type == "cpu":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
+            # Channels-last weights: about 1.7x the speed of the frozen graph for one image.
+            net = net.to(memory_format=torch.channels_last)
             scripted = net if isinstance(net, torch.jit.ScriptModule) else torch.jit.script(net)
-            # Folds batch norm into the convolutions and picks oneDNN kernels: about 3x the
-            # images per second of the eager net for a batch of 1,000 on one thread.
-            net = torch.jit.optimize_for_inference(scripted)
-    model = Model(net, device)
-    predict_fn(np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32), model)  # must run once
+            # For a batch of 1,000 on one thread the optimized graph is about 3x the eager net.
+            model = Model(torch.jit.freeze(scripted), device,
+                          torch.jit.optimize_for_inference(scripted))
+    # Must run; twice through each graph, so TorchScript has profiled and optimized both
+    # before the first request.
+    for size in (1, 1, model.SMALL_BATCH + 1, model.SMALL_BATCH + 1):
+        predict_fn(np.zeros((size, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32), model)
     return model
 
 
@@ -312,16 +327,16 @@ def predict_fn(batch, model):
     """Probabilities (N, 10) for the whole batch in one pass through the net."""
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(model.device)
-        return torch.softmax(model.net(x).float(), dim=1).cpu().numpy()
+        return torch.softmax(model(x).float(), dim=1).cpu().numpy()
 
 
 # ---------------------------------------------------------------- output_fn
 
 def _records(probabilities):
-    labels = probabilities.argmax(axis=1)
-    return [{"label": int(label), "probabilities": [round(float(p), 6) for p in row],
-             "confidence": round(float(row[label]), 6)}
-            for label, row in zip(labels, probabilities)]
+    labels = probabilities.argmax(axis=1).tolist()
+    rows = np.round(probabilities.astype(np.float64), 6).tolist()
+    return [{"label": label, "probabilities": row, "confidence": row[label]}
+            for label, row in zip(labels, rows)]
 
 
 def encode_json(probabilities):

@@ -50,6 +50,8 @@ MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 # Opt-in: pip install /opt/ml/model/code/requirements.txt at start-up (off: archives are data).
 INSTALL_REQUIREMENTS_ENV = "SAGEMAKER_INSTALL_MODEL_REQUIREMENTS"
+# Opt-in: the model server's per-request log lines (access log, backend time) on stdout.
+ACCESS_LOG_ENV = "SAGEMAKER_ACCESS_LOG"
 # Where the model server writes its configuration (the toolkit's choice).
 MMS_CONFIG_FILE = "/etc/sagemaker-mms.properties"
 HANDLER = "container.handler:handle"

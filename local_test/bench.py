@@ -45,13 +45,32 @@ def http(port, path, body=None, content_type=None, timeout=60):
     return response.status, response.read()
 
 
+def free_port():
+    """A port free on this host, with the next one free too (our management port)."""
+    import socket
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
 def start(image, model_dir, name):
-    """(port, seconds to /ping 200, seconds to the first 200 from /invocations)."""
+    """(port, seconds to /ping 200, seconds to the first 200 from /invocations).
+
+    Host networking, for both servers: the figures are the servers', without the cost of
+    Docker's userland proxy (about 2.5 ms a request here) that --publish puts in front."""
     docker("rm", "--force", name, check=False)
+    port = free_port()
     started = time.monotonic()
-    docker("run", "--detach", "--name", name, "--publish", "127.0.0.1::8080",
+    docker("run", "--detach", "--name", name, "--network", "host",
+           "--env", f"SAGEMAKER_BIND_TO_PORT={port}",
            "--volume", f"{model_dir}:/opt/ml/model:ro", image, "serve")
-    port = int(docker("port", name, "8080/tcp").split(":")[-1])
     ping = None
     body = json.dumps(np.zeros((1, 1, 28, 28)).tolist()).encode()
     while time.monotonic() - started < 300:

@@ -204,3 +204,30 @@ def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
         assert "holds neither model.pth nor model.pt" in srv.output()
     finally:
         srv.close()
+
+
+def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, trained_model_dir,
+                                                                   images):
+    """Two workers, one load (preload_model); no per-request lines and no log files unless
+    SAGEMAKER_ACCESS_LOG=true turns the access log on."""
+    x, y = images
+    for access_log in ("false", "true"):
+        run_dir = tmp_path / access_log
+        run_dir.mkdir()
+        srv = Server(trained_model_dir, run_dir, SAGEMAKER_MODEL_SERVER_WORKERS="2",
+                     SAGEMAKER_ACCESS_LOG=access_log)
+        try:
+            srv.wait_healthy()
+            for _ in range(4):
+                status, _, body = srv.invoke(npy(x[:4]), NPY)
+                assert status == 200 and labels_of(body) == list(y[:4])
+            deadline = time.monotonic() + 30
+            while srv.ping()[1]["ready_workers"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            output = srv.output()
+            assert output.count("model loaded on cpu") == 1, output
+            assert ('"POST /invocations HTTP/1.1" 200' in output) == (access_log == "true")
+            written = [p for p in run_dir.rglob("*.log") if p != srv.log_path]
+            assert not written, written
+        finally:
+            srv.close()

@@ -22,7 +22,7 @@ def test_defaults_are_the_models_preset():
     assert args.model == "bncnn" and args.epochs == 2
     for name, value in PRESETS["bncnn"].items():
         assert getattr(args, name) == value
-    assert args.net_config.hidden_channels == 24
+    assert args.net_config.hidden_channels == 16
 
 
 def test_baseline_preset_is_the_original_project():

@@ -59,3 +59,38 @@ def test_every_problem_is_listed():
 def test_unknown_architecture_names_the_choices():
     with pytest.raises(ValueError, match="bncnn, baseline, examples"):
         make_config("resnet")
+
+
+def _trained_looking_bncnn():
+    """A bncnn with batch-norm statistics and affine weights away from their initial values."""
+    torch.manual_seed(0)
+    net = build_model(make_config("bncnn", hidden_channels=8))
+    net.train()
+    for _ in range(3):
+        net(torch.rand(64, 1, 28, 28))
+    with torch.no_grad():
+        for layer in net.features:
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def test_folding_batch_norm_for_inference_keeps_the_outputs():
+    net = _trained_looking_bncnn()
+    folded = net.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # a copy
+
+
+def test_a_batch_norm_with_a_negative_scale_is_not_folded_past_a_max_pool():
+    net = _trained_looking_bncnn()
+    with torch.no_grad():
+        net.features[5].weight[0] = -1.0  # the norm after the second convolution and its pool
+    folded = net.for_inference()
+    norms = [m for m in folded.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 1 and norms[0].weight[0] == -1.0
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
