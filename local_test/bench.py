@@ -23,7 +23,7 @@ import numpy as np
 
 from local_test import bench_train
 from local_test.bench_serve import load, npy
-from local_test.opt_ml import ROOT
+from local_test.opt_ml import ROOT, free_port
 from local_test.reporting import write_report
 
 DOCKER = os.environ.get("DOCKER", "docker")
@@ -43,21 +43,6 @@ def http(port, path, body=None, content_type=None, timeout=60):
                        {"Content-Type": content_type} if content_type else {})
     response = connection.getresponse()
     return response.status, response.read()
-
-
-def free_port():
-    """A port free on this host, with the next one free too (our management port)."""
-    import socket
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
 
 
 def start(image, model_dir, name):
@@ -80,9 +65,10 @@ def start(image, model_dir, name):
             if ping is not None and http(port, "/invocations", body, "application/json")[0] == 200:
                 return port, ping, time.monotonic() - started
         except OSError:
-            pass
+            if docker("inspect", "--format", "{{.State.Running}}", name).strip() != "true":
+                break
         time.sleep(0.05)
-    raise RuntimeError(f"{image} did not answer in 300 s:\n{docker('logs', name, check=False)}")
+    raise RuntimeError(f"{image} did not answer:\n{docker('logs', name, check=False)[-3000:]}")
 
 
 def payloads(images):

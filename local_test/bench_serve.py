@@ -1,6 +1,7 @@
 """Starts `python -m container serve` on a trained model and measures it over loopback: time to a
 healthy /ping, then latency and throughput for one JSON image at several concurrencies, and
-images per second for a batch of 1,000 as npy. Prints a Markdown table.
+images per second for a batch of 1,000 as npy, one and two requests in flight (each worker
+takes one). Prints a Markdown table.
 
     python -m local_test.bench_serve --model-dir build/opt_ml/model --data data
 

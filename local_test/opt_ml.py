@@ -6,7 +6,9 @@ Python environment, no Docker needed (the toolkit honours SAGEMAKER_BASE_DIR).
 import argparse
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -40,6 +42,20 @@ def train_command(base):
     """(argv, environment) of the image's `train` on the tree at ``base``."""
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
     return [sys.executable, "-m", "container", "train"], env
+
+
+def free_port():
+    """A free port below 10000 (the model server takes at most four digits), with its
+    neighbour free too (the loopback management API)."""
+    for port in random.sample(range(8100, 9900, 2), 200):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("0.0.0.0", port))
+                b.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair in 8100-9900")
 
 
 def serve_command(model_dir, port, workdir):

@@ -150,8 +150,9 @@ class ExamplesNet(nn.Module):
 
 
 class BNCNN(nn.Module):
-    """A stride-2 5x5 stem straight to 14x14, then two conv-pool-BN-ReLU stages (14 to 7 to 3
-    pixels) and a linear head. Widths c, 2c, 4c: about 30,000 weights at c=16.
+    """A stride-2 5x5 stem straight to 14x14, then two stages of a convolution, an overlapping
+    3x3 max-pool of stride 2 (14 to 7 to 4 pixels, no border row dropped), batch norm and ReLU,
+    and a linear head. Widths c, 2c, 4c: about 34,000 weights at c=16.
 
     Built for accuracy per second of CPU training: no layer runs at the full 28x28, and pooling
     before batch norm leaves a quarter of the elements to normalize."""
@@ -163,12 +164,12 @@ class BNCNN(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False),
             nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(3, 2, 1),
             nn.BatchNorm2d(2 * c), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(2),
+            nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(3, 2, 1),
             nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True),
         )
-        side = config.image_size // 8
+        side = -(-config.image_size // 8)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(4 * c * side * side, config.num_classes)
 

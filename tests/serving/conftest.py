@@ -1,8 +1,6 @@
 """A real multi-model-server (`python -m container serve`) on a model that training wrote."""
 import json
 import os
-import random
-import socket
 import subprocess
 import time
 import urllib.error
@@ -10,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from local_test.opt_ml import make_opt_ml, serve_command
+from local_test.opt_ml import free_port, make_opt_ml, serve_command
 from tests.conftest import DATA_DIR, run_training
 
 PAYLOAD_LIMIT_MB = 2
@@ -25,20 +23,6 @@ def trained_model_dir(mnist, tmp_path_factory):
     code, log = run_training(base)
     assert code == 0, log
     return os.path.join(base, "model")
-
-
-def free_port():
-    """A free port below 10000 (the model server takes at most four digits), with its
-    neighbour free too (the loopback management API)."""
-    for port in random.sample(range(8100, 9900, 2), 200):
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("0.0.0.0", port))
-                b.bind(("127.0.0.1", port + 1))
-                return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair in 8100-9900")
 
 
 def request(url, body=None, headers=None, method=None, timeout=30):
