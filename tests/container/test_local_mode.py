@@ -10,7 +10,7 @@ import pytest
 from local_test import jobs
 from tests.container.conftest import docker
 
-HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "log_interval": 50}
+HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "batch_size": 32, "log_interval": 50}
 
 
 @pytest.fixture(scope="module")
