@@ -104,7 +104,7 @@ def serve():
                   settings.LOAD_FAILURE_FILE_ENV: failure_file})
     if os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true":
         env["MNIST_ACCESS_LOG_LEVEL"] = "info"  # read by log4j2.xml
-    # cwd: the server writes its logs/ folder there, not into the caller's directory.
+    # cwd: a scratch folder for anything the server writes, never the caller's directory.
     server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)
 
     def stop(signum=None, frame=None):
