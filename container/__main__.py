@@ -103,7 +103,7 @@ def serve():
                **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
                   settings.LOAD_FAILURE_FILE_ENV: failure_file})
     if os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true":
-        env["MNIST_ACCESS_LOG_LEVEL"] = "info"  # read by log4j2.xml
+        env[settings.ACCESS_LOG_LEVEL_ENV] = "info"
     # cwd: a scratch folder for anything the server writes, never the caller's directory.
     server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)
 

@@ -52,6 +52,8 @@ VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 INSTALL_REQUIREMENTS_ENV = "SAGEMAKER_INSTALL_MODEL_REQUIREMENTS"
 # Opt-in: the model server's per-request log lines (access log, backend time) on stdout.
 ACCESS_LOG_ENV = "SAGEMAKER_ACCESS_LOG"
+# What `serve` passes to the server for it; container/log4j2.xml reads it.
+ACCESS_LOG_LEVEL_ENV = "MNIST_ACCESS_LOG_LEVEL"
 # Where the model server writes its configuration (the toolkit's choice).
 MMS_CONFIG_FILE = "/etc/sagemaker-mms.properties"
 HANDLER = "container.handler:handle"
