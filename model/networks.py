@@ -182,11 +182,12 @@ class BNCNN(nn.Module):
         where that is exact: a max-pool between them commutes with the norm's per-channel
         affine map only where its scale is positive, so a norm with any other scale stays."""
         net = copy.deepcopy(self).eval()
-        layers, folded = list(net.features), []
-        for layer in layers:
+        folded = []
+        for layer in net.features:
             if isinstance(layer, nn.BatchNorm2d):
-                conv_at = len(folded) - 1 - isinstance(folded[-1], nn.MaxPool2d)
-                conv = _fold_batch_norm(folded[conv_at], layer)
+                across_pool = isinstance(folded[-1], nn.MaxPool2d)
+                conv_at = len(folded) - 1 - across_pool
+                conv = _fold_batch_norm(folded[conv_at], layer, across_pool)
                 if conv is not None:
                     folded[conv_at] = conv
                     continue
@@ -196,11 +197,11 @@ class BNCNN(nn.Module):
 
 
 @torch.no_grad()
-def _fold_batch_norm(conv, norm):
-    """``conv`` then eval-mode ``norm`` as one convolution, or None where a scale is not
-    positive."""
+def _fold_batch_norm(conv, norm, across_pool):
+    """``conv`` then eval-mode ``norm`` as one convolution, or None where that is not exact:
+    across a max-pool, a scale that is not positive."""
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    if not isinstance(conv, nn.Conv2d) or not bool((scale > 0).all()):
+    if not isinstance(conv, nn.Conv2d) or across_pool and not bool((scale > 0).all()):
         return None
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                       conv.padding, conv.dilation, conv.groups, bias=True)

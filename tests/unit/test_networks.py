@@ -89,6 +89,7 @@ def test_a_batch_norm_with_a_negative_scale_is_not_folded_past_a_max_pool():
     net = _trained_looking_bncnn()
     with torch.no_grad():
         net.features[5].weight[0] = -1.0  # the norm after the second convolution and its pool
+        net.features[1].weight[0] = -1.0  # the stem's norm, with no pool between: still folds
     folded = net.for_inference()
     norms = [m for m in folded.features if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(norms) == 1 and norms[0].weight[0] == -1.0
