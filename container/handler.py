@@ -4,7 +4,9 @@ MMS calls ``handle(None, context)`` once when a worker starts: the model is load
 once there, and any failure propagates, so the worker never counts as ready (the stock
 handler service logs such a failure and carries on). Every request after that goes through
 input_fn, predict_fn and output_fn; a RequestError becomes its 4xx with a JSON body, and any
-other exception a 500 with a JSON body, never a traceback and never a dead worker.
+other exception a 500 with a JSON body, never a traceback and never a dead worker. The worker
+sends no metric lines per request (MMS would read them back and drop them) unless
+SAGEMAKER_ACCESS_LOG=true.
 """
 import logging
 import os
@@ -12,28 +14,28 @@ import os
 import torch
 
 from container import serving, settings
+from container.cores import CoreShare
 
 logger = logging.getLogger(__name__)
 _model = None
+_cores = None
 _max_body_mb = settings.DEFAULT_MAX_PAYLOAD_MB
-_threads_set_in = None  # the process whose torch threads are set for serving
-
-
-def _threads_per_worker():
-    """Cores shared out among the workers, so workers x threads fits the machine."""
-    workers = int(os.environ.get(settings.WORKERS_ENV) or 1)
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+_metrics = False
 
 
 def initialize(context):
-    global _model, _max_body_mb
+    global _model, _cores, _max_body_mb, _metrics
     _max_body_mb = float(os.environ.get(settings.MAX_PAYLOAD_ENV) or _max_body_mb)
+    _metrics = os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true"
+    # Made before the workers fork from this process, so that they all share it.
+    _cores = CoreShare(len(os.sched_getaffinity(0)),
+                       int(os.environ.get(settings.WORKERS_ENV) or 1))
     properties = context.system_properties
     gpu = properties.get("gpu_id")
     device = f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu"
     # One thread while loading: with preload_model the server loads here and then forks the
-    # workers, and a fork after OpenMP has started threads can hang the child. Each process
-    # takes its share of the cores at its first request (_serving_threads).
+    # workers, and a fork after OpenMP has started threads can hang the child. Each request
+    # then runs on the threads _cores grants it.
     torch.set_num_threads(1)
     try:
         _model = serving.model_fn(properties.get("model_dir"), device)
@@ -44,13 +46,6 @@ def initialize(context):
                 f.write(serving.describe(e))
         raise
     logger.info("model loaded on %s", device)
-
-
-def _serving_threads():
-    global _threads_set_in
-    if _threads_set_in != os.getpid():
-        torch.set_num_threads(_threads_per_worker())
-        _threads_set_in = os.getpid()
 
 
 def _header(headers, name):
@@ -70,7 +65,9 @@ def _answer(context, index, request):
         "content-type")
     accept = serving.choose_accept(_header(headers, "accept"))
     batch = serving.input_fn(body, content_type)
-    payload, media_type = serving.output_fn(serving.predict_fn(batch, _model), accept)
+    with _cores.torch_threads(large=len(batch) > serving.Model.SMALL_BATCH):
+        probabilities = serving.predict_fn(batch, _model)
+    payload, media_type = serving.output_fn(probabilities, accept)
     context.set_response_content_type(index, media_type)
     return payload
 
@@ -79,7 +76,6 @@ def handle(data, context):
     if data is None:
         initialize(context)
         return None
-    _serving_threads()
     responses = []
     for index, request in enumerate(data):
         try:
@@ -90,6 +86,8 @@ def handle(data, context):
             logger.exception("request %d failed", index)
             responses.append(_error(context, index, serving.RequestError(
                 500, f"internal error: {serving.describe(e)[:300]}")))
+    if not _metrics:
+        context.metrics = None  # the worker emits what context.metrics holds after each call
     return responses
 
 

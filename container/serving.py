@@ -12,6 +12,7 @@ import warnings
 import zipfile
 
 import numpy as np
+import orjson
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sagemaker_inference.errors import BaseInferenceToolkitError
@@ -133,21 +134,24 @@ def to_batch(array, name="input"):
         raise bad_request(f"{name} has shape {shape}; expected {SHAPES}")
     if array.shape[0] == 0:
         raise bad_request(f"{name} holds no images")
-    if not np.isfinite(array).all():
+    peak = array.reshape(len(array), -1).max(axis=1)
+    low, high = array.min(), peak.max()  # NaN spreads to both, and infinity is an extreme
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise bad_request(f"{name} holds NaN or infinity")
-    low, high = array.min(), array.max()
     if low < 0 or high > 255:
         raise bad_request(f"{name} has pixel values from {low:g} to {high:g}; pixels must lie "
                           f"in 0-1 or 0-255")
-    peak = array.reshape(len(array), -1).max(axis=1)
     return array / np.where(peak > 1, 255.0, 1.0).astype(np.float32)[:, None, None, None]
 
 
 def _decode_json_value(text, name):
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise bad_request(f"{name} is not valid JSON ({str(e)[:120]})") from None
+        return orjson.loads(text)  # nesting deeper than 1,024 is an error, not a recursion
+    except orjson.JSONDecodeError as e:
+        try:  # the standard library also reads NaN and Infinity, which to_batch then names
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise bad_request(f"{name} is not valid JSON ({str(e)[:120]})") from None
 
 
 def decode_json(body):
@@ -340,11 +344,11 @@ def _records(probabilities):
 
 
 def encode_json(probabilities):
-    return json.dumps({"predictions": _records(probabilities)})
+    return orjson.dumps({"predictions": _records(probabilities)})
 
 
 def encode_jsonlines(probabilities):
-    return "".join(json.dumps(r) + "\n" for r in _records(probabilities))
+    return b"".join(orjson.dumps(r) + b"\n" for r in _records(probabilities))
 
 
 def encode_csv(probabilities):

@@ -128,6 +128,7 @@ def error_of(answer):
     (json.dumps([[0.5] * 27] * 28).encode(), JSON, None, 400, "has shape (28, 27)"),
     (b"[" * 100000 + b"]" * 100000, JSON, None, 400, "not valid JSON"),
     (npy(np.full((28, 28), np.nan)), NPY, None, 400, "NaN or infinity"),
+    (json.dumps([[float("inf")] * 28] * 28).encode(), JSON, None, 400, "NaN or infinity"),
     (npy(np.full((2, 784), 300.0)), NPY, None, 400, "pixels must lie in 0-1 or 0-255"),
     (npy(np.array(["a", "b"])), NPY, None, 400, "not an array of real numbers"),
     (npy(np.ones((28, 28), np.complex64)), NPY, None, 400, "not an array of real numbers"),
@@ -209,7 +210,7 @@ def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
 def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, trained_model_dir,
                                                                    images):
     """Two workers, one load (preload_model); no per-request lines and no log files unless
-    SAGEMAKER_ACCESS_LOG=true turns the access log on."""
+    SAGEMAKER_ACCESS_LOG=true turns the access log and the prediction-time metric on."""
     x, y = images
     for access_log in ("false", "true"):
         run_dir = tmp_path / access_log
@@ -227,6 +228,7 @@ def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, tra
             output = srv.output()
             assert output.count("model loaded on cpu") == 1, output
             assert ('"POST /invocations HTTP/1.1" 200' in output) == (access_log == "true")
+            assert ("PredictionTime" in output) == (access_log == "true")
             written = [p for p in run_dir.rglob("*.log") if p != srv.log_path]
             assert not written, written
         finally:
