@@ -51,8 +51,10 @@ def server_properties(environ=os.environ):
         # Bodies up to twice the limit reach the handler, which answers 413 with a JSON body
         # that names the limit; larger ones get the server's own bare 413.
         "max_request_size": int(2 * payload_mb * 1024 * 1024) + 1024 * 1024,
+        # C1 alone (TieredStopAtLevel=1): the server is I/O glue, and C2 took half a core for
+        # the first 20 s under load here, for no more requests/s once it had finished.
         "vmargs": environ.get(settings.VMARGS_ENV) or "-XX:+UseContainerSupport "
-                  "-XX:MaxRAMPercentage=25 -XX:+UseSerialGC -Xss1m",
+                  "-XX:MaxRAMPercentage=25 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss1m",
         "plugins_path": PING_PLUGIN_DIR,
         # Load the model once, in the process the workers fork from: one `import torch` and
         # one load at start-up instead of one per worker, and memory shared between them.

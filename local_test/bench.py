@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from local_test import bench_train
-from local_test.bench_serve import load, npy
+from local_test.bench_serve import WARM_UP_S, load, npy, warm_up
 from local_test.opt_ml import ROOT, free_port
 from local_test.reporting import write_report
 
@@ -89,11 +89,12 @@ MALFORMED = [(b"[[1, 2], [3]]", "application/json"), (b"", "application/json"),
              (b"hello", "text/plain"), (b"\x93NUMPY junk", "application/x-npy")]
 
 
-def measure(image, model_dir, name, images, seconds, concurrency):
+def measure(image, model_dir, name, images, seconds, concurrency, warm_up_s):
     port, ping, first = start(image, model_dir, name)
     rows = {"start_ping_s": ping, "start_first_answer_s": first, "loads": {}}
     try:
         rows["malformed"] = [http(port, "/invocations", b, t)[0] for b, t in MALFORMED]
+        warm_up(port, *payloads(images)["one image, JSON"][:2], warm_up_s)
         for label, (body, media, count) in payloads(images).items():
             load(port, body, media, 1, 1.0)  # warm-up
             for c in concurrency:
@@ -157,6 +158,7 @@ def chart(ours, peer, path):
 
 TRAIN_RUNS = [
     ("default (bncnn)", {}),
+    ("default, one epoch", {"epochs": 1}),  # the schedule ends in the first epoch
     ("baseline, original settings", {"model": "baseline"}),
     ("pytorch/examples network", {"model": "examples", "epochs": 5}),
 ]
@@ -194,8 +196,9 @@ def main():
         bench_train.bench("serving", {"epochs": 1, "hidden_channels": 16}, args.data, work)
     shutil.copytree(os.path.join(model_source, "model"), model_dir)
 
-    ours = measure(args.image, model_dir, "bench-ours", images, seconds, concurrency)
-    peer = measure(args.peer, model_dir, "bench-peer", images, seconds, concurrency)
+    warm_up_s = 2.0 if args.quick else WARM_UP_S
+    ours = measure(args.image, model_dir, "bench-ours", images, seconds, concurrency, warm_up_s)
+    peer = measure(args.peer, model_dir, "bench-peer", images, seconds, concurrency, warm_up_s)
 
     import torch
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

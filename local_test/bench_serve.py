@@ -6,7 +6,7 @@ takes one). Prints a Markdown table.
     python -m local_test.bench_serve --model-dir build/opt_ml/model --data data
 
 The load is bounded: each client process sends requests one after another on one keep-alive
-connection for --seconds, then stops.
+connection for --seconds, then stops. The measurements start after WARM_UP_S of load.
 """
 import argparse
 import http.client
@@ -61,6 +61,15 @@ def load(port, body, content_type, concurrency, seconds):
             "errors": sum(r[1] for r in results)}
 
 
+# Load before measuring, long enough for a model server's JVM to finish compiling its hot code
+# (a stock one with C2 took about 20 s under load here).
+WARM_UP_S = 20
+
+
+def warm_up(port, body, content_type, seconds=WARM_UP_S):
+    load(port, body, content_type, 8, seconds)
+
+
 def ping(port):
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -108,7 +117,7 @@ def main():
     server, startup = start_server(args.model_dir, args.port, workdir)
     rows = []
     try:
-        load(args.port, one_json, "application/json", 1, 2.0)  # warm-up
+        warm_up(args.port, one_json, "application/json")
         for concurrency in args.concurrency:
             r = load(args.port, one_json, "application/json", concurrency, args.seconds)
             rows.append((f"one image, JSON, concurrency {concurrency}", r, r["rps"]))
