@@ -94,8 +94,9 @@ def measure(image, model_dir, name, images, seconds, concurrency, warm_up_s):
     rows = {"start_ping_s": ping, "start_first_answer_s": first, "loads": {}}
     try:
         rows["malformed"] = [http(port, "/invocations", b, t)[0] for b, t in MALFORMED]
-        warm_up(port, *payloads(images)["one image, JSON"][:2], warm_up_s)
-        for label, (body, media, count) in payloads(images).items():
+        bodies = payloads(images)
+        warm_up(port, *bodies["one image, JSON"][:2], warm_up_s)
+        for label, (body, media, count) in bodies.items():
             load(port, body, media, 1, 1.0)  # warm-up
             for c in concurrency:
                 r = load(port, body, media, c, seconds)
