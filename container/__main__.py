@@ -75,7 +75,7 @@ def serve():
     from sagemaker_inference import environment
     requirements = os.path.join(environment.code_dir, "requirements.txt")
     if os.path.exists(requirements):
-        if os.environ.get(settings.INSTALL_REQUIREMENTS_ENV, "").lower() == "true":
+        if settings.switched_on(settings.INSTALL_REQUIREMENTS_ENV):
             subprocess.run([sys.executable, "-m", "pip", "install", "-r", requirements], check=True)
         else:
             print(f"not installing {requirements}: set {settings.INSTALL_REQUIREMENTS_ENV}=true "
@@ -104,7 +104,7 @@ def serve():
                # The handler shares the cores out by the number of workers.
                **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
                   settings.LOAD_FAILURE_FILE_ENV: failure_file})
-    if os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true":
+    if settings.switched_on(settings.ACCESS_LOG_ENV):
         env[settings.ACCESS_LOG_LEVEL_ENV] = "info"
     # cwd: a scratch folder for anything the server writes, never the caller's directory.
     server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)

@@ -26,7 +26,7 @@ _metrics = False
 def initialize(context):
     global _model, _cores, _max_body_mb, _metrics
     _max_body_mb = float(os.environ.get(settings.MAX_PAYLOAD_ENV) or _max_body_mb)
-    _metrics = os.environ.get(settings.ACCESS_LOG_ENV, "").lower() == "true"
+    _metrics = settings.switched_on(settings.ACCESS_LOG_ENV)
     # Made before the workers fork from this process, so that they all share it.
     _cores = CoreShare(len(os.sched_getaffinity(0)),
                        int(os.environ.get(settings.WORKERS_ENV) or 1))

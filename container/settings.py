@@ -41,6 +41,11 @@ def base_dir():
 def default_checkpoint_dir():
     return os.environ.get(CHECKPOINT_DIR_ENV, os.path.join(base_dir(), "checkpoints"))
 
+
+def switched_on(name, environ=os.environ):
+    """Whether the opt-in switch ``name`` is set to true."""
+    return environ.get(name, "").lower() == "true"
+
 # ---------------------------------------------------------------- serving
 # sagemaker-inference toolkit settings (read by its Environment) that serve documents.
 BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
