@@ -15,6 +15,7 @@ from the model archive is pip-installed unless SAGEMAKER_INSTALL_MODEL_REQUIREME
 import glob
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,39 @@ def has_gpu():
     return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
+def port_problem(port):
+    """Why the server cannot listen on ``port`` and the loopback ``port + 1`` (its management
+    API), or None. The server itself, on a port in use, logs a Java exception, exits 0 and leaves
+    its Python workers running."""
+    for host, number in (("0.0.0.0", port), ("127.0.0.1", port + 1)):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
+            try:
+                probe.bind((host, number))
+            except OSError as e:
+                return (f"cannot serve on port {port}: {host}:{number} is in use ({e.strerror}); "
+                        f"stop what holds it, or choose another port with "
+                        f"{settings.BIND_TO_PORT_ENV}")
+    return None
+
+
+def end_process_group(pgid, grace_s=5.0):
+    """SIGTERM to every process left in group ``pgid`` (workers the server started), then
+    SIGKILL to any still there after ``grace_s``."""
+    deadline = time.monotonic() + grace_s
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
 def serve():
     if not os.path.exists(PING_PLUGIN_JAR):
         sys.exit(f"{PING_PLUGIN_JAR} is missing: build it with `make ping-plugin`")
@@ -87,6 +121,9 @@ def serve():
         sys.exit(f"cannot serve the model in {model_dir}: it holds neither "
                  f"{settings.STATE_DICT_FILE} nor {settings.TORCHSCRIPT_FILE}")
     properties = server_properties()
+    problem = port_problem(int(properties["inference_address"].rsplit(":", 1)[1]))
+    if problem:
+        sys.exit(problem)
     workdir = tempfile.mkdtemp(prefix="serve-")
     config = os.path.join(workdir, "mms.properties")
     with open(config, "w") as f:
@@ -108,8 +145,10 @@ def serve():
         env[settings.ACCESS_LOG_LEVEL_ENV] = "info"
     # cwd: a scratch folder for anything the server writes, never the caller's directory.
     server = subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True)
+    stopping = []
 
     def stop(signum=None, frame=None):
+        stopping.append(signum)
         os.killpg(server.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
@@ -123,8 +162,14 @@ def serve():
                       flush=True)
             stop()
             server.wait()
+            end_process_group(server.pid)
             sys.exit(1)
         time.sleep(0.2)
+    end_process_group(server.pid)
+    if not stopping:
+        print(f"multi-model-server stopped by itself (exit code {server.returncode}); its log "
+              f"above says why", file=sys.stderr, flush=True)
+        sys.exit(server.returncode or 1)
     sys.exit(server.returncode)
 
 

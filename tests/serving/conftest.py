@@ -40,6 +40,7 @@ class Server:
 
     def __init__(self, model_dir, tmp_path, **environ):
         self.port = free_port()
+        self.folder = str(tmp_path)
         self.url = f"http://127.0.0.1:{self.port}"
         argv, env = serve_command(model_dir, self.port, str(tmp_path))
         env.update(environ)
@@ -75,8 +76,25 @@ class Server:
         return request(self.url + "/invocations", body, headers, method="POST")
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text()[-5000:]
+
+    def processes(self):
+        """{pid: argv} of every live process started for this server (the model server's JVM
+        and Python workers name files under its folder)."""
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and any(self.folder in arg for arg in argv):
+                found[int(pid)] = argv
+        return found
 
     def close(self):
         self.process.terminate()

@@ -1,6 +1,9 @@
 """The real multi-model-server, started by `python -m container serve`, over HTTP."""
 import io
 import json
+import os
+import signal
+import socket
 import time
 
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 
 from container import serving
 from local_test.bench_serve import npy
+from local_test.opt_ml import free_port
 from tests.container.fuzz import npz_bomb
 from tests.digits import VARIANTS, draw_digit, encode
 from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server
@@ -192,8 +196,44 @@ def test_ping_turns_healthy_after_the_model_loads(tmp_path, trained_model_dir):
         assert statuses[-1] == 200 and set(statuses) <= {200, 503}
         assert all(s == 200 for s in statuses[statuses.index(200):])
         print(f"start to healthy /ping: {seconds:.1f} s; pings {srv.pings[:3]}...")
+        assert srv.processes(), "the test cannot see the server's processes"
     finally:
         srv.close()
+    assert not srv.processes(), "stopping serve left processes running"
+
+
+def wait_for_exit(srv, timeout=60):
+    try:
+        return srv.process.wait(timeout=timeout)
+    finally:
+        srv.close()
+
+
+def test_a_port_in_use_is_refused_at_once(tmp_path, trained_model_dir):
+    """The stock server logs a Java exception here, exits 0 and leaves its workers running."""
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", port))
+        holder.listen()
+        srv = Server(trained_model_dir, tmp_path, SAGEMAKER_BIND_TO_PORT=str(port))
+        assert wait_for_exit(srv) != 0
+    assert f"cannot serve on port {port}: 0.0.0.0:{port} is in use" in srv.output()
+    assert "SAGEMAKER_BIND_TO_PORT" in srv.output()
+    assert not srv.processes()
+
+
+def test_a_model_server_that_dies_ends_serve_with_nothing_left_running(tmp_path,
+                                                                        trained_model_dir):
+    """The JVM killed (the kernel's OOM killer, say): serve fails and ends the workers, which
+    would otherwise go on holding the model's memory."""
+    srv = Server(trained_model_dir, tmp_path)
+    srv.wait_healthy()
+    jvm = [pid for pid, argv in srv.processes().items() if os.path.basename(argv[0]) == "java"]
+    assert len(jvm) == 1, srv.processes()
+    os.kill(jvm[0], signal.SIGKILL)
+    assert wait_for_exit(srv) != 0
+    assert "multi-model-server stopped by itself" in srv.output(), srv.output()
+    assert not srv.processes(), srv.processes()
 
 
 def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
