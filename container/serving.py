@@ -119,7 +119,8 @@ def to_batch(array, name="input"):
         array = np.asarray(array)
         if array.dtype.kind not in "biuf":  # not complex, text, dates, records or objects
             raise TypeError
-        array = array.astype(np.float32)
+        pixels = array.astype(np.float32, copy=False)
+        copied, array = pixels is not array, pixels
     except (ValueError, TypeError, OverflowError):
         raise bad_request(f"{name} is not an array of real numbers (ragged lists, text, "
                           f"complex numbers?)") from None
@@ -141,7 +142,13 @@ def to_batch(array, name="input"):
     if low < 0 or high > 255:
         raise bad_request(f"{name} has pixel values from {low:g} to {high:g}; pixels must lie "
                           f"in 0-1 or 0-255")
-    return array / np.where(peak > 1, 255.0, 1.0).astype(np.float32)[:, None, None, None]
+    on_255 = peak > 1
+    if not on_255.any():  # float32 on the 0-1 scale, as np.load read it: no copy
+        return array
+    divisor = np.where(on_255, 255.0, 1.0).astype(np.float32)[:, None, None, None]
+    if copied:  # scaled in place: the copy is this function's own
+        return np.divide(array, divisor, out=array)
+    return array / divisor  # the caller's array stays as it was
 
 
 def _decode_json_value(text, name):

@@ -31,6 +31,22 @@ def test_scale_is_decided_per_image():
     assert np.allclose(batch[0], 0.5) and np.allclose(batch[1], 128 / 255)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_scaling_leaves_the_callers_array_as_it_was(dtype):
+    """float32 on the 0-1 scale is used as it is; anything else is scaled into a new array."""
+    pixels = np.arange(2 * 784).reshape(2, 28, 28) % 256
+    pixels[1] = pixels[1] > 100  # a 0-1 image beside a 0-255 one
+    given = pixels.astype(dtype)
+    kept = given.copy()
+    batch = serving.to_batch(given)
+    assert np.array_equal(given, kept)
+    assert batch.dtype == np.float32
+    as_float32 = kept.astype(np.float32)
+    assert np.array_equal(batch[:, 0], np.stack([as_float32[0] / 255, as_float32[1]]))
+    unit = as_float32 / 255
+    assert np.shares_memory(serving.to_batch(unit), unit)
+
+
 @pytest.mark.parametrize("shape", [(28, 28), (784,), (4, 28, 28), (4, 784), (4, 1, 28, 28)])
 def test_accepted_shapes(shape):
     assert serving.to_batch(np.zeros(shape)).shape[1:] == (1, 28, 28)
