@@ -167,6 +167,10 @@ bench: data peer-image ## Training, serving, start-up and size against the stock
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
 	$(PY) -m local_test.bench_train --data $(DATA)
 
+.PHONY: bench-gpu
+bench-gpu: data ## Time to 99% and 99.5% with the data on the GPU, and predict_fn images/s
+	$(PY) -m local_test.bench_gpu --data $(DATA)
+
 ##@ SageMaker local mode (the SDK runs the image with docker-compose)
 
 JOBS := $(PY) -m local_test.jobs --image-uri $(IMAGE):latest

@@ -16,7 +16,6 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from sagemaker_training import environment
 from sagemaker_training.errors import ClientError
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -369,6 +368,9 @@ def run(args, environ=os.environ):
 
 
 def main():
+    # Here, not at the top: the toolkit's environment brings boto3, which training itself (run
+    # in-process by local_test.bench_gpu, say) does not need.
+    from sagemaker_training import environment
     env = environment.Environment()
     environ = {**os.environ, **env.to_env_vars()}
     args = parse_args(env.to_cmd_args(), environ)

@@ -37,18 +37,23 @@ def bench(name, hyperparameters, data, work):
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    with open(os.path.join(base, "model", "metrics.json")) as f:
+    row = summarize(name, os.path.join(base, "model"), os.path.join(base, "output", "data"))
+    print(f"   {row}", flush=True)
+    return row
+
+
+def summarize(name, model_dir, output_data_dir):
+    """The row of one finished training run, from the metrics.json and history.json it wrote."""
+    with open(os.path.join(model_dir, "metrics.json")) as f:
         metrics = json.load(f)
-    with open(os.path.join(base, "output", "data", "history.json")) as f:
+    with open(os.path.join(output_data_dir, "history.json")) as f:
         epochs = json.load(f)["epochs"]
     to_99, to_995 = (next((e["train_seconds"] for e in epochs if e["test_accuracy"] >= target),
                           None) for target in (99.0, 99.5))
-    row = {"name": name, "accuracy": [e["test_accuracy"] for e in epochs],
-           "to_99": to_99, "to_995": to_995, "seconds": metrics["train_seconds"],
-           "images_per_second": sum(e["images_per_second"] for e in epochs) / len(epochs),
-           "peak_mb": metrics["peak_memory_mb"]}
-    print(f"   {row}", flush=True)
-    return row
+    return {"name": name, "accuracy": [e["test_accuracy"] for e in epochs],
+            "to_99": to_99, "to_995": to_995, "seconds": metrics["train_seconds"],
+            "images_per_second": sum(e["images_per_second"] for e in epochs) / len(epochs),
+            "peak_mb": metrics["peak_memory_mb"]}
 
 
 def table(rows):
