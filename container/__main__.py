@@ -149,7 +149,10 @@ def serve():
 
     def stop(signum=None, frame=None):
         stopping.append(signum)
-        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:  # the server and everything it started have already gone
+            pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
