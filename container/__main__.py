@@ -35,9 +35,13 @@ def train():
     trainer.train()
 
 
+def bind_port(environ=os.environ):
+    return int(environ.get(settings.BIND_TO_PORT_ENV) or settings.DEFAULT_PORT)
+
+
 def server_properties(environ=os.environ):
     """multi-model-server's configuration, from the SAGEMAKER_* variables."""
-    port = int(environ.get(settings.BIND_TO_PORT_ENV) or settings.DEFAULT_PORT)
+    port = bind_port(environ)
     workers = int(environ.get(settings.WORKERS_ENV) or len(os.sched_getaffinity(0)))
     payload_mb = float(environ.get(settings.MAX_PAYLOAD_ENV) or settings.DEFAULT_MAX_PAYLOAD_MB)
     properties = {
@@ -121,7 +125,7 @@ def serve():
         sys.exit(f"cannot serve the model in {model_dir}: it holds neither "
                  f"{settings.STATE_DICT_FILE} nor {settings.TORCHSCRIPT_FILE}")
     properties = server_properties()
-    problem = port_problem(int(properties["inference_address"].rsplit(":", 1)[1]))
+    problem = port_problem(bind_port())
     if problem:
         sys.exit(problem)
     workdir = tempfile.mkdtemp(prefix="serve-")

@@ -56,16 +56,18 @@ def summarize(name, model_dir, output_data_dir):
             "peak_mb": metrics["peak_memory_mb"]}
 
 
-def table(rows):
+def table(rows, digits=1):
+    """Markdown rows of ``rows``; times to ``digits`` decimals."""
     lines = ["| run | test accuracy after each epoch (%) | time to 99.0% (s) "
              "| time to 99.5% (s) | training (s) | images/s | peak memory (MB) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         accuracy = ", ".join(f"{a:.2f}" for a in r["accuracy"])
-        to_99, to_995 = (f"{t:.1f}" if t is not None else "not reached"
+        to_99, to_995 = (f"{t:.{digits}f}" if t is not None else "not reached"
                          for t in (r["to_99"], r.get("to_995")))
-        lines.append(f"| {r['name']} | {accuracy} | {to_99} | {to_995} | {r['seconds']:.1f} "
-                     f"| {r['images_per_second']:.0f} | {r['peak_mb']:.0f} |")
+        lines.append(f"| {r['name']} | {accuracy} | {to_99} | {to_995} "
+                     f"| {r['seconds']:.{digits}f} | {r['images_per_second']:.0f} "
+                     f"| {r['peak_mb']:.0f} |")
     return "\n".join(lines)
 
 
