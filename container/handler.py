@@ -7,16 +7,40 @@ input_fn, predict_fn and output_fn; a RequestError becomes its 4xx with a JSON b
 other exception a 500 with a JSON body, never a traceback and never a dead worker. The worker
 sends no metric lines per request (MMS would read them back and drop them) unless
 SAGEMAKER_ACCESS_LOG=true.
+
+Importing this module also replaces the worker's socket read (read_exactly): the stock one
+costs about 2 ms of a core on a 3 MB request.
 """
 import logging
 import os
 
 import torch
+from mms.protocol import otf_message_handler
 
 from container import serving, settings
 from container.cores import CoreShare
 
 logger = logging.getLogger(__name__)
+
+
+def read_exactly(connection, length):
+    """``length`` bytes from the server's socket, read into one buffer of that size. The stock
+    read asks recv() for all that is left each time, a new object per call, and appends each
+    piece to a bytearray that grows by an eighth at a time, copying what it holds."""
+    data = bytearray(length)
+    with memoryview(data) as view:
+        received = 0
+        while received < length:
+            count = connection.recv_into(view[received:])
+            if count == 0:
+                logging.info("Frontend disconnected.")
+                raise ValueError("Frontend disconnected")
+            received += count
+    return data
+
+
+# The worker reads every message through this name, looked up at each call.
+otf_message_handler._retrieve_buffer = read_exactly
 _model = None
 _cores = None
 _max_body_mb = settings.DEFAULT_MAX_PAYLOAD_MB

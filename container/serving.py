@@ -193,29 +193,49 @@ def decode_csv(body):
     return to_batch(np.array(values, dtype=np.float32).reshape(-1, PIXELS), "CSV body")
 
 
-def _read_npy(stream, available, name):
-    """The array in an .npy stream whose header is checked first: a header that declares more
-    data than the ``available`` bytes hold is refused before anything is allocated."""
-    start = stream.tell()
+def _npy_header(stream, available, name):
+    """(shape, Fortran order, dtype) from an .npy header, checked before anything is
+    allocated: no objects, and no more data declared than the ``available`` bytes hold."""
     version = np.lib.format.read_magic(stream)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
-    shape, _, dtype = read_header(stream)
+    shape, fortran_order, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if declared > available:
         raise bad_request(f"{name} declares shape {shape} of {dtype} ({declared} bytes), more "
                           f"than the {available} bytes sent")
+    return shape, fortran_order, dtype
+
+
+def _read_npy(stream, available, name):
+    """The array in an .npy stream, its header checked first (_npy_header)."""
+    start = stream.tell()
+    _npy_header(stream, available, name)
     stream.seek(start)
     return np.load(stream, allow_pickle=False)
 
 
 def decode_npy(body):
+    """The array in the body itself, not a copy of it: the server hands over a bytearray of its
+    own, so the pixels are read where they lie (a read-only bytes body is copied once)."""
     try:
         if body.startswith(b"PK"):
             raise bad_request("body is an .npz archive; send it as application/x-npz")
         if not body.startswith(b"\x93NUMPY"):
             raise ValueError("no .npy magic string at the start")
-        array = _read_npy(io.BytesIO(body), len(body), "npy array")
+        stream = io.BytesIO(memoryview(body)[:65536 + 12])  # the largest header numpy writes
+        shape, fortran_order, dtype = _npy_header(stream, len(body), "npy array")
+        count = int(np.prod(shape, dtype=object))
+        start = stream.tell()
+        if len(body) - start < count * dtype.itemsize:
+            raise ValueError(f"{len(body) - start} bytes of data after the header; shape "
+                             f"{shape} of {dtype} needs {count * dtype.itemsize}")
+        array = np.frombuffer(body, dtype, count, start).reshape(
+            shape, order="F" if fortran_order else "C")
+        if not array.flags.writeable:
+            array = array.copy()
     except (ValueError, OSError, EOFError) as e:
         raise bad_request(f"body is not a readable .npy array ({str(e)[:200]})") from None
     return to_batch(array, "npy array")

@@ -1,6 +1,7 @@
 """The serving hooks in-process: decoding, the pixel-scale rule, MNIST-style images, encoding."""
 import io
 import json
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -50,6 +51,41 @@ def test_scaling_leaves_the_callers_array_as_it_was(dtype):
 @pytest.mark.parametrize("shape", [(28, 28), (784,), (4, 28, 28), (4, 784), (4, 1, 28, 28)])
 def test_accepted_shapes(shape):
     assert serving.to_batch(np.zeros(shape)).shape[1:] == (1, 28, 28)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", ">f4", "<f8", "uint8"])
+def test_npy_is_read_as_np_load_reads_it(layout):
+    pixels = np.random.default_rng(0).random((3, 28, 28))
+    array = {"C": pixels.astype(np.float32), "F": np.asfortranarray(pixels.astype(np.float32)),
+             ">f4": pixels.astype(">f4"), "<f8": pixels, "uint8": (pixels * 255).astype(np.uint8)}
+    buffer = io.BytesIO()
+    np.save(buffer, array[layout])
+    for body in (buffer.getvalue(), bytearray(buffer.getvalue())):
+        batch = serving.input_fn(body, "application/x-npy")
+        assert np.array_equal(batch, serving.to_batch(np.load(io.BytesIO(body))))
+
+
+def test_npy_pixels_are_read_where_they_lie_in_the_body():
+    """The server hands the handler a bytearray: float32 0-1 pixels are used in place."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.full((2, 784), 0.5, np.float32))
+    body = bytearray(buffer.getvalue())
+    batch = serving.input_fn(body, "application/x-npy")
+    assert np.shares_memory(batch, np.frombuffer(body, np.uint8))
+
+
+@pytest.mark.parametrize("array, cut, message", [
+    (np.array([{"a": 1}], dtype=object), 0, "Object arrays cannot be loaded"),
+    (np.zeros((4, 784), np.float32), 784 * 4, "declares shape (4, 784) of float32"),
+    (np.zeros((4, 784), np.float32), 10, "12534 bytes of data after the header"),
+])
+def test_npy_that_cannot_be_read(array, cut, message):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    body = buffer.getvalue()[:len(buffer.getvalue()) - cut]
+    with pytest.raises(serving.RequestError, match=re.escape(message)) as raised:
+        serving.input_fn(body, "application/x-npy")
+    assert raised.value.status_code == 400
 
 
 def test_charset_parameter_is_ignored():
