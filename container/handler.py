@@ -9,7 +9,7 @@ sends no metric lines per request (MMS would read them back and drop them) unles
 SAGEMAKER_ACCESS_LOG=true.
 
 Importing this module also replaces the worker's socket read (read_exactly): the stock one
-costs about 2 ms of a core on a 3 MB request.
+spends about 1.5 ms more CPU on a 3 MB request.
 """
 import logging
 import os
