@@ -41,6 +41,7 @@ def read_exactly(connection, length):
 
 # The worker reads every message through this name, looked up at each call.
 otf_message_handler._retrieve_buffer = read_exactly
+
 _model = None
 _cores = None
 _max_body_mb = settings.DEFAULT_MAX_PAYLOAD_MB

@@ -219,13 +219,14 @@ def _read_npy(stream, available, name):
 
 def decode_npy(body):
     """The array in the body itself, not a copy of it: the server hands over a bytearray of its
-    own, so the pixels are read where they lie (a read-only bytes body is copied once)."""
+    own, so the pixels are read where they lie (a read-only bytes body, or data that a header of
+    an odd length leaves unaligned, is copied once)."""
     try:
         if body.startswith(b"PK"):
             raise bad_request("body is an .npz archive; send it as application/x-npz")
         if not body.startswith(b"\x93NUMPY"):
             raise ValueError("no .npy magic string at the start")
-        stream = io.BytesIO(memoryview(body)[:65536 + 12])  # the largest header numpy writes
+        stream = io.BytesIO(memoryview(body)[:65536])  # numpy reads no header over 10,000 bytes
         shape, fortran_order, dtype = _npy_header(stream, len(body), "npy array")
         count = int(np.prod(shape, dtype=object))
         start = stream.tell()
@@ -234,7 +235,7 @@ def decode_npy(body):
                              f"{shape} of {dtype} needs {count * dtype.itemsize}")
         array = np.frombuffer(body, dtype, count, start).reshape(
             shape, order="F" if fortran_order else "C")
-        if not array.flags.writeable:
+        if not (array.flags.writeable and array.flags.aligned):  # bytes, or an odd header
             array = array.copy()
     except (ValueError, OSError, EOFError) as e:
         raise bad_request(f"body is not a readable .npy array ({str(e)[:200]})") from None

@@ -65,6 +65,19 @@ def test_npy_is_read_as_np_load_reads_it(layout):
         assert np.array_equal(batch, serving.to_batch(np.load(io.BytesIO(body))))
 
 
+def test_npy_with_a_header_that_leaves_the_pixels_unaligned():
+    """Other writers need not pad the header to a multiple of 64 bytes as numpy does."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(0).random((2, 784), np.float32))
+    body = buffer.getvalue()
+    length = int.from_bytes(body[8:10], "little")
+    header = body[10:10 + length].rstrip(b"\n") + b" \n"
+    odd = body[:8] + len(header).to_bytes(2, "little") + header + body[10 + length:]
+    batch = serving.input_fn(bytearray(odd), "application/x-npy")
+    assert batch.flags.aligned
+    assert np.array_equal(batch, serving.to_batch(np.load(io.BytesIO(odd))))
+
+
 def test_npy_pixels_are_read_where_they_lie_in_the_body():
     """The server hands the handler a bytearray: float32 0-1 pixels are used in place."""
     buffer = io.BytesIO()
