@@ -10,6 +10,10 @@ from container import handler
 
 def test_the_worker_reads_through_read_exactly():
     assert otf_message_handler._retrieve_buffer is handler.read_exactly
+    # ...and the server's message readers still look that name up when they run
+    for reader in (otf_message_handler.retrieve_msg, otf_message_handler._retrieve_int,
+                   otf_message_handler._retrieve_input_data):
+        assert "_retrieve_buffer" in reader.__code__.co_names, reader.__name__
 
 
 def test_a_message_sent_in_pieces_is_read_whole():
