@@ -39,6 +39,15 @@ def bind_port(environ=os.environ):
     return int(environ.get(settings.BIND_TO_PORT_ENV) or settings.DEFAULT_PORT)
 
 
+def response_limit(payload_mb):
+    """The most bytes one answer may have: the longest answer for the most images one request
+    can hold (a body at the payload limit of one-byte pixels, or the largest npz array). The
+    server's own default, 6.5 MB, is less than the JSON for 50,000 images, and the server kills
+    the worker that sends a longer answer: the caller gets a 500."""
+    images = max(payload_mb * 2**20, settings.MAX_NPZ_ARRAY_BYTES) // settings.MIN_IMAGE_BYTES
+    return int(min(2**31 - 1, images * settings.MAX_ANSWER_BYTES_PER_IMAGE + 2**20))
+
+
 def server_properties(environ=os.environ):
     """multi-model-server's configuration, from the SAGEMAKER_* variables."""
     port = bind_port(environ)
@@ -56,6 +65,7 @@ def server_properties(environ=os.environ):
         # Bodies up to twice the limit reach the handler, which answers 413 with a JSON body
         # that names the limit; larger ones get the server's own bare 413.
         "max_request_size": int(2 * payload_mb * 1024 * 1024) + 1024 * 1024,
+        "max_response_size": response_limit(payload_mb),
         # C1 alone (TieredStopAtLevel=1): the server is I/O glue, and C2 took half a core for
         # the first 20 s under load here, for no more requests/s once it had finished.
         "vmargs": environ.get(settings.VMARGS_ENV) or "-XX:+UseContainerSupport "

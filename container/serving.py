@@ -23,7 +23,6 @@ from model.networks import IMAGE_SIZE, NetConfig, build_model
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 SHAPES = "(28, 28), (784,), (N, 28, 28), (N, 784) or (N, 1, 28, 28)"
 MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel photo is the largest image decoded
-MAX_NPZ_ARRAY_BYTES = 256 * 2**20  # an npz member may expand to this much (zip bombs)
 
 
 class RequestError(BaseInferenceToolkitError):
@@ -255,9 +254,9 @@ def decode_npz(body):
                                   f"{', '.join(NPZ_KEYS)}")
             member = key if key.endswith(".npy") else key + ".npy"
             size = archive.zip.getinfo(member).file_size
-            if size > MAX_NPZ_ARRAY_BYTES:
+            if size > settings.MAX_NPZ_ARRAY_BYTES:
                 raise RequestError(413, f"npz array '{key}' expands to {size} bytes, above "
-                                        f"{MAX_NPZ_ARRAY_BYTES}")
+                                        f"{settings.MAX_NPZ_ARRAY_BYTES}")
             with archive.zip.open(member) as stream:
                 array = _read_npy(io.BytesIO(stream.read()), size, f"npz array '{key}'")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:

@@ -66,6 +66,12 @@ HANDLER = "container.handler:handle"
 LOAD_FAILURE_FILE_ENV = "MNIST_SERVE_LOAD_FAILURE_FILE"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints accept 6 MB
+# An npz member may expand to this much (zip bombs): about 342,000 one-byte images.
+MAX_NPZ_ARRAY_BYTES = 256 * 2**20
+# The fewest bytes one image takes in a request: 784 one-byte pixels, as uint8 npy.
+MIN_IMAGE_BYTES = 28 * 28
+# The most bytes any response type spends on one image (a JSON record takes about 140).
+MAX_ANSWER_BYTES_PER_IMAGE = 200
 
 # Media types, in and out.
 JSON = "application/json"

@@ -105,6 +105,23 @@ def test_a_batch_of_official_test_images_keeps_the_models_accuracy(server, image
     assert (served == y).mean() >= 0.98
 
 
+def test_an_answer_longer_than_the_servers_default_limit(server, images):
+    """60,000 images in a small compressed npz: JSON for them is over the 6.5 MB that the
+    model server allows by default, and it killed the worker that tried to send it."""
+    x, _ = images
+    tiled = np.tile(x[:10], (6000, 1, 1))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=tiled)
+    assert len(buffer.getvalue()) < PAYLOAD_LIMIT_MB * 2**20
+    status, _, answer = server.invoke(buffer.getvalue(), NPZ, accept=JSON)
+    assert status == 200, answer[:300]
+    assert len(answer) > 6_553_500
+    labels = labels_of(answer)
+    _, _, first = server.invoke(npy(x[:10]), NPY)
+    assert labels == labels_of(first) * 6000
+    assert "Worker died" not in server.output()
+
+
 @pytest.mark.parametrize("fmt,content_type", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
                                               ("PNG", "application/x-image")])
 def test_hand_drawn_digits_are_read_right(server, fmt, content_type):

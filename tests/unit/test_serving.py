@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from container import serving
+from container import serving, settings
+from container.__main__ import response_limit
 from model.networks import build_model, make_config
 from tests.digits import draw_digit, encode
 
@@ -177,3 +178,19 @@ def test_model_fn_prefers_the_state_dict_and_falls_back_to_torchscript(tmp_path)
                 "state_dict": net.state_dict()}, tmp_path / "model.pth")
     from_state = serving.predict_fn(x, serving.model_fn(str(tmp_path)))
     assert np.allclose(from_script, from_state, atol=1e-5)
+
+
+@pytest.mark.parametrize("accept", list(serving.ENCODERS))
+def test_no_answer_spends_more_than_its_share_on_an_image(accept):
+    rng = np.random.default_rng(0)
+    for rows in (np.full((500, 10), 0.123457, np.float32),  # every value at full length
+                 rng.dirichlet(np.full(10, 0.3), 2000).astype(np.float32)):
+        body, _ = serving.output_fn(rows, accept)
+        assert len(body) <= len(rows) * settings.MAX_ANSWER_BYTES_PER_IMAGE
+
+
+def test_the_server_may_send_the_answer_for_the_most_images_a_request_holds():
+    most_in_npz = settings.MAX_NPZ_ARRAY_BYTES // 784
+    assert response_limit(6) >= most_in_npz * settings.MAX_ANSWER_BYTES_PER_IMAGE
+    assert response_limit(1000) >= 1000 * 2**20 // 784 * settings.MAX_ANSWER_BYTES_PER_IMAGE
+    assert response_limit(10**6) == 2**31 - 1  # the most the server's setting holds
