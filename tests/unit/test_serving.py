@@ -194,3 +194,17 @@ def test_the_server_may_send_the_answer_for_the_most_images_a_request_holds():
     assert response_limit(6) >= most_in_npz * settings.MAX_ANSWER_BYTES_PER_IMAGE
     assert response_limit(1000) >= 1000 * 2**20 // 784 * settings.MAX_ANSWER_BYTES_PER_IMAGE
     assert response_limit(10**6) == 2**31 - 1  # the most the server's setting holds
+
+
+def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
+    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
+    torch.save({"format": 1, "config": asdict(make_config("bncnn", hidden_channels=4)),
+                "state_dict": net.state_dict()}, tmp_path / "model.pth")
+    model = serving.model_fn(str(tmp_path))
+    passes, batch_net = [], model.batch_net
+    model.batch_net = lambda x: passes.append(len(x)) or batch_net(x)
+    x = np.random.default_rng(0).random((serving.MAX_PASS + 904, 1, 28, 28), dtype=np.float32)
+    probabilities = serving.predict_fn(x, model)
+    assert passes == [serving.MAX_PASS, 904]
+    assert probabilities.shape == (len(x), 10)
+    assert np.allclose(probabilities[-904:], serving.predict_fn(x[-904:], model), atol=1e-6)
