@@ -192,50 +192,42 @@ def decode_csv(body):
     return to_batch(np.array(values, dtype=np.float32).reshape(-1, PIXELS), "CSV body")
 
 
-def _npy_header(stream, available, name):
-    """(shape, Fortran order, dtype) from an .npy header, checked before anything is
-    allocated: no objects, and no more data declared than the ``available`` bytes hold."""
+def _read_npy(body, name):
+    """The array in the .npy bytes ``body``, its header checked before anything is allocated (no
+    objects, and no more data declared than the body holds). The array is the body itself, not a
+    copy of it: the server hands over a bytearray of its own, so the pixels are read where they
+    lie (a read-only bytes body, or data that a header of an odd length leaves unaligned, is
+    copied once)."""
+    stream = io.BytesIO(memoryview(body)[:65536])  # numpy reads no header over 10,000 bytes
     version = np.lib.format.read_magic(stream)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
     shape, fortran_order, dtype = read_header(stream)
     if dtype.hasobject:
         raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if declared > available:
+    count = int(np.prod(shape, dtype=object))
+    declared = count * dtype.itemsize
+    if declared > len(body):
         raise bad_request(f"{name} declares shape {shape} of {dtype} ({declared} bytes), more "
-                          f"than the {available} bytes sent")
-    return shape, fortran_order, dtype
-
-
-def _read_npy(stream, available, name):
-    """The array in an .npy stream, its header checked first (_npy_header)."""
+                          f"than the {len(body)} bytes sent")
     start = stream.tell()
-    _npy_header(stream, available, name)
-    stream.seek(start)
-    return np.load(stream, allow_pickle=False)
+    if len(body) - start < declared:
+        raise ValueError(f"{len(body) - start} bytes of data after the header; shape "
+                         f"{shape} of {dtype} needs {declared}")
+    array = np.frombuffer(body, dtype, count, start).reshape(
+        shape, order="F" if fortran_order else "C")
+    if not (array.flags.writeable and array.flags.aligned):  # bytes, or an odd header
+        array = array.copy()
+    return array
 
 
 def decode_npy(body):
-    """The array in the body itself, not a copy of it: the server hands over a bytearray of its
-    own, so the pixels are read where they lie (a read-only bytes body, or data that a header of
-    an odd length leaves unaligned, is copied once)."""
     try:
         if body.startswith(b"PK"):
             raise bad_request("body is an .npz archive; send it as application/x-npz")
         if not body.startswith(b"\x93NUMPY"):
             raise ValueError("no .npy magic string at the start")
-        stream = io.BytesIO(memoryview(body)[:65536])  # numpy reads no header over 10,000 bytes
-        shape, fortran_order, dtype = _npy_header(stream, len(body), "npy array")
-        count = int(np.prod(shape, dtype=object))
-        start = stream.tell()
-        if len(body) - start < count * dtype.itemsize:
-            raise ValueError(f"{len(body) - start} bytes of data after the header; shape "
-                             f"{shape} of {dtype} needs {count * dtype.itemsize}")
-        array = np.frombuffer(body, dtype, count, start).reshape(
-            shape, order="F" if fortran_order else "C")
-        if not (array.flags.writeable and array.flags.aligned):  # bytes, or an odd header
-            array = array.copy()
+        array = _read_npy(body, "npy array")
     except (ValueError, OSError, EOFError) as e:
         raise bad_request(f"body is not a readable .npy array ({str(e)[:200]})") from None
     return to_batch(array, "npy array")
@@ -258,7 +250,7 @@ def decode_npz(body):
                 raise RequestError(413, f"npz array '{key}' expands to {size} bytes, above "
                                         f"{settings.MAX_NPZ_ARRAY_BYTES}")
             with archive.zip.open(member) as stream:
-                array = _read_npy(io.BytesIO(stream.read()), size, f"npz array '{key}'")
+                array = _read_npy(stream.read(), f"npz array '{key}'")
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise bad_request(f"body is not a readable .npz archive ({str(e)[:200]})") from None
     return to_batch(array, f"npz array '{key}'")
