@@ -118,7 +118,8 @@ def to_batch(array, name="input"):
         array = np.asarray(array)
         if array.dtype.kind not in "biuf":  # not complex, text, dates, records or objects
             raise TypeError
-        pixels = array.astype(np.float32, copy=False)
+        integer = array.dtype.kind != "f"  # integers and booleans: converted once, at the end
+        pixels = array if integer else array.astype(np.float32, copy=False)
         copied, array = pixels is not array, pixels
     except (ValueError, TypeError, OverflowError):
         raise bad_request(f"{name} is not an array of real numbers (ragged lists, text, "
@@ -135,16 +136,19 @@ def to_batch(array, name="input"):
     if array.shape[0] == 0:
         raise bad_request(f"{name} holds no images")
     peak = array.reshape(len(array), -1).max(axis=1)
-    low, high = array.min(), peak.max()  # NaN spreads to both, and infinity is an extreme
+    low = 0 if array.dtype.kind in "bu" else array.min()
+    high = peak.max()  # NaN spreads to low and high, and infinity is an extreme
     if not (np.isfinite(low) and np.isfinite(high)):
         raise bad_request(f"{name} holds NaN or infinity")
     if low < 0 or high > 255:
-        raise bad_request(f"{name} has pixel values from {low:g} to {high:g}; pixels must lie "
-                          f"in 0-1 or 0-255")
+        raise bad_request(f"{name} has pixel values from {array.min():g} to {high:g}; pixels "
+                          f"must lie in 0-1 or 0-255")
     on_255 = peak > 1
-    if not on_255.any():  # float32 on the 0-1 scale, as np.load read it: no copy
-        return array
+    if not on_255.any():  # all on the 0-1 scale: float32 goes on as it came, not copied
+        return array.astype(np.float32) if integer else array
     divisor = np.where(on_255, 255.0, 1.0).astype(np.float32)[:, None, None, None]
+    if integer:  # uint8 pixels, the usual case: converted and scaled in one pass
+        return np.divide(array, divisor, dtype=np.float32)
     if copied:  # scaled in place: the copy is this function's own
         return np.divide(array, divisor, out=array)
     return array / divisor  # the caller's array stays as it was

@@ -33,7 +33,7 @@ def test_scale_is_decided_per_image():
     assert np.allclose(batch[0], 0.5) and np.allclose(batch[1], 128 / 255)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int64, np.float32, np.float64])
 def test_scaling_leaves_the_callers_array_as_it_was(dtype):
     """float32 on the 0-1 scale is used as it is; anything else is scaled into a new array."""
     pixels = np.arange(2 * 784).reshape(2, 28, 28) % 256
@@ -47,6 +47,16 @@ def test_scaling_leaves_the_callers_array_as_it_was(dtype):
     assert np.array_equal(batch[:, 0], np.stack([as_float32[0] / 255, as_float32[1]]))
     unit = as_float32 / 255
     assert np.shares_memory(serving.to_batch(unit), unit)
+
+
+@pytest.mark.parametrize("pixels, named", [
+    (np.full((2, 784), 256, np.uint16), "from 256 to 256"),
+    (np.full((2, 784), -3, np.int8), "from -3 to -3"),
+    (np.full((2, 784), 255.5, np.float32), "from 255.5 to 255.5"),
+])
+def test_pixels_out_of_range_are_named(pixels, named):
+    with pytest.raises(serving.RequestError, match=f"{named}; pixels must lie in 0-1 or 0-255"):
+        serving.to_batch(pixels)
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (784,), (4, 28, 28), (4, 784), (4, 1, 28, 28)])
