@@ -79,6 +79,19 @@ def server_properties(environ=os.environ):
     return properties
 
 
+def write_properties(properties, path):
+    with open(path, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+
+
+def model_server_command(config, model_dir):
+    """multi-model-server in the foreground, configured by the file ``config``, logging through
+    this image's log4j2.xml, serving the model in ``model_dir``."""
+    log_config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.xml")
+    return ["multi-model-server", "--foreground", "--model-store", "/", "--mms-config", config,
+            "--log-config", log_config, "--models", f"model={model_dir}"]
+
+
 def has_gpu():
     """Whether the NVIDIA runtime gave this container a GPU (without importing torch)."""
     return bool(glob.glob("/dev/nvidia[0-9]*"))
@@ -128,7 +141,6 @@ def serve():
         else:
             print(f"not installing {requirements}: set {settings.INSTALL_REQUIREMENTS_ENV}=true "
                   f"to allow it", flush=True)
-    log_config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "log4j2.xml")
     model_dir = os.path.abspath(environment.model_dir)
     if not any(os.path.exists(os.path.join(model_dir, name))
                for name in (settings.STATE_DICT_FILE, settings.TORCHSCRIPT_FILE)):
@@ -140,12 +152,9 @@ def serve():
         sys.exit(problem)
     workdir = tempfile.mkdtemp(prefix="serve-")
     config = os.path.join(workdir, "mms.properties")
-    with open(config, "w") as f:
-        f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+    write_properties(properties, config)
     failure_file = os.path.join(workdir, "load-failure")
-    command = ["multi-model-server", "--foreground", "--model-store", "/",
-               "--mms-config", config, "--log-config", log_config,
-               "--models", f"model={model_dir}"]
+    command = model_server_command(config, model_dir)
     bin_dir = os.path.dirname(sys.executable)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ,

@@ -7,6 +7,10 @@ takes one). Prints a Markdown table.
 
 The load is bounded: each client process sends requests one after another on one keep-alive
 connection for --seconds, then stops. The measurements start after WARM_UP_S of load.
+
+Each JSON load also runs, right after, against the floor: the same model server with the same
+settings and a trivial handler (local_test/floor_handler.py). This machine's speed drifts from
+one run to the next, so the two side by side say more than either alone.
 """
 import argparse
 import http.client
@@ -23,8 +27,11 @@ import time
 
 import numpy as np
 
+from container import settings
+from container.__main__ import (end_process_group, model_server_command, port_problem,
+                                server_properties, write_properties)
 from container.data import load_mnist
-from local_test.opt_ml import serve_command
+from local_test.opt_ml import ROOT, serve_command
 from local_test.reporting import write_report
 
 
@@ -79,17 +86,52 @@ def ping(port):
         return None
 
 
-def start_server(model_dir, port, workdir):
-    argv, env = serve_command(model_dir, port, workdir)
+FLOOR_HANDLER = "local_test.floor_handler:handle"
+
+
+def floor_command(port, workdir):
+    """(argv, environment) of the model server as `serve` configures it, with the trivial
+    handler of local_test/floor_handler.py and an empty model folder."""
+    properties = server_properties({settings.BIND_TO_PORT_ENV: str(port)})
+    properties["default_service_handler"] = FLOOR_HANDLER
+    config, model_dir = os.path.join(workdir, "mms.properties"), os.path.join(workdir, "model")
+    os.makedirs(model_dir)
+    os.makedirs(os.path.join(workdir, "tmp"))
+    write_properties(properties, config)
+    env = dict(os.environ, PYTHONPATH=ROOT, TMPDIR=os.path.join(workdir, "tmp"),
+               PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
+    return model_server_command(config, model_dir), env
+
+
+def start_server(model_dir, port, workdir, floor=False):
+    """The image's `serve` on ``model_dir`` (or the floor) and the seconds it took to a healthy
+    /ping."""
+    problem = port_problem(port)  # `serve` checks too, but a server already there would answer
+    if problem:
+        sys.exit(problem)
+    argv, env = floor_command(port, workdir) if floor else serve_command(model_dir, port, workdir)
     log = open(os.path.join(workdir, "server.log"), "w")
     started = time.perf_counter()
-    server = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    # A process group of its own, ended whole: stopping the multi-model-server script leaves
+    # its JVM and Python workers running.
+    server = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     while ping(port) != 200:
         if server.poll() is not None or time.perf_counter() - started > 120:
-            server.kill()
-            sys.exit(f"server did not become healthy; see {log.name}")
+            stop_server(server)
+            log.close()
+            with open(log.name) as f:
+                sys.exit(f"{argv} did not become healthy; the end of its log:\n{f.read()[-3000:]}")
         time.sleep(0.05)
     return server, time.perf_counter() - started
+
+
+def stop_server(server):
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    finally:
+        end_process_group(server.pid)
 
 
 def npy(array):
@@ -107,6 +149,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--out", default="results/serve_bench.md")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="run each JSON load against the trivial handler too")
     args = parser.parse_args()
 
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
@@ -115,29 +159,39 @@ def main():
     batch = npy(images[:1000])
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
     server, startup = start_server(args.model_dir, args.port, workdir)
-    rows = []
+    servers, ports, rows = [server], {"ours": args.port}, []
     try:
-        warm_up(args.port, one_json, "application/json")
+        if args.floor:  # started after ours, so that it does not slow our start-up
+            floor_dir = os.path.join(workdir, "floor")
+            servers.append(start_server(None, args.port + 2, floor_dir, floor=True)[0])
+            ports["floor"] = args.port + 2
+        for port in ports.values():
+            warm_up(port, one_json, "application/json")
         for concurrency in args.concurrency:
-            r = load(args.port, one_json, "application/json", concurrency, args.seconds)
-            rows.append((f"one image, JSON, concurrency {concurrency}", r, r["rps"]))
+            r = {who: load(port, one_json, "application/json", concurrency, args.seconds)
+                 for who, port in ports.items()}
+            rows.append((f"one image, JSON, concurrency {concurrency}", r["ours"],
+                         r["ours"]["rps"], r.get("floor")))
             print(rows[-1], flush=True)
         for c in (1, 2):
             r = load(args.port, batch, "application/x-npy", c, args.seconds)
-            rows.append((f"1,000 images, npy, concurrency {c}", r, r["rps"] * 1000))
+            rows.append((f"1,000 images, npy, concurrency {c}", r, r["rps"] * 1000, None))
             print(rows[-1], flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            stop_server(server)
         shutil.rmtree(workdir, ignore_errors=True)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, client on the same machine"
-    lines = [f"Serving benchmark ({machine}); start to healthy /ping: {startup:.1f} s", "",
-             "| load | p50 (ms) | p99 (ms) | requests/s | images/s | errors |",
-             "|---|---|---|---|---|---|"]
-    for name, r, images_per_second in rows:
+    lines = [f"Serving benchmark ({machine}); start to healthy /ping: {startup:.1f} s; floor: "
+             f"the same server with a trivial handler ({FLOOR_HANDLER})", "",
+             "| load | p50 (ms) | p99 (ms) | requests/s | images/s | errors "
+             "| floor p50 (ms) | floor requests/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r, images_per_second, floor in rows:
+        floor_cells = f"{floor['p50_ms']:.2f} | {floor['rps']:.0f}" if floor else " | "
         lines.append(f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} "
-                     f"| {images_per_second:.0f} | {r['errors']} |")
+                     f"| {images_per_second:.0f} | {r['errors']} | {floor_cells} |")
     report = "\n".join(lines) + "\n"
     write_report(args.out, report)
 
