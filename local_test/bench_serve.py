@@ -90,9 +90,10 @@ FLOOR_HANDLER = "local_test.floor_handler:handle"
 
 
 def floor_command(port, workdir):
-    """(argv, environment) of the model server as `serve` configures it, with the trivial
-    handler of local_test/floor_handler.py and an empty model folder."""
-    properties = server_properties({settings.BIND_TO_PORT_ENV: str(port)})
+    """(argv, environment) of the model server as `serve` configures it (from the same
+    SAGEMAKER_* variables), with the trivial handler of local_test/floor_handler.py and an empty
+    model folder."""
+    properties = server_properties(dict(os.environ, **{settings.BIND_TO_PORT_ENV: str(port)}))
     properties["default_service_handler"] = FLOOR_HANDLER
     config, model_dir = os.path.join(workdir, "mms.properties"), os.path.join(workdir, "model")
     os.makedirs(model_dir)

@@ -307,8 +307,9 @@ def processes_with_environment(name, value):
 
 
 def test_the_benchmark_floor_answers_and_stops_with_nothing_left_running(tmp_path, images):
-    """`make bench-serve` runs its trivial handler on `serve`'s settings; the model server's
-    Python workers outlive its JVM, so stopping it ends its whole process group."""
+    """`make bench-serve` runs its trivial handler on `serve`'s settings. Stopping the
+    multi-model-server script alone leaves its JVM and Python workers running, so the
+    benchmark ends the server's whole process group."""
     port = free_port()
     server, _ = start_server(None, port, str(tmp_path), floor=True)
     try:
