@@ -35,6 +35,23 @@ def request(url, body=None, headers=None, method=None, timeout=30):
         return e.code, dict(e.headers), e.read()
 
 
+def processes_naming(folder):
+    """{pid: argv} of every live process whose arguments name a file under ``folder`` (a model
+    server's JVM and Python workers name its configuration and model there)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(folder in arg for arg in argv):
+            found[int(pid)] = argv
+    return found
+
+
 class Server:
     """A running `serve` on a copy of ``model_dir``; stopped by close()."""
 
@@ -81,20 +98,7 @@ class Server:
         return self.log_path.read_text()[-5000:]
 
     def processes(self):
-        """{pid: argv} of every live process started for this server (the model server's JVM
-        and Python workers name files under its folder)."""
-        found = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().decode(errors="replace").split("\0")
-                with open(f"/proc/{pid}/stat") as f:
-                    state = f.read().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z" and any(self.folder in arg for arg in argv):
-                found[int(pid)] = argv
-        return found
+        return processes_naming(self.folder)
 
     def close(self):
         self.process.terminate()

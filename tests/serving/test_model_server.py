@@ -14,7 +14,7 @@ from local_test.bench_serve import npy, start_server, stop_server
 from local_test.opt_ml import free_port
 from tests.container.fuzz import npz_bomb
 from tests.digits import VARIANTS, draw_digit, encode
-from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server, request
+from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server, processes_naming, request
 
 JSON, NPY, NPZ, CSV, JSONL = ("application/json", "application/x-npy", "application/x-npz",
                               "text/csv", "application/jsonlines")
@@ -292,20 +292,6 @@ def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, tra
             srv.close()
 
 
-def processes_with_environment(name, value):
-    """PIDs of the live processes whose environment sets ``name`` to ``value``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environment = f.read().split(b"\0")
-        except OSError:
-            continue
-        if f"{name}={value}".encode() in environment:
-            found.append(int(pid))
-    return found
-
-
 def test_the_benchmark_floor_answers_and_stops_with_nothing_left_running(tmp_path, images):
     """`make bench-serve` runs its trivial handler on `serve`'s settings. Stopping the
     multi-model-server script alone leaves its JVM and Python workers running, so the
@@ -313,11 +299,11 @@ def test_the_benchmark_floor_answers_and_stops_with_nothing_left_running(tmp_pat
     port = free_port()
     server, _ = start_server(None, port, str(tmp_path), floor=True)
     try:
-        assert processes_with_environment("TMPDIR", str(tmp_path / "tmp"))
+        assert processes_naming(str(tmp_path))
         status, _, body = request(f"http://127.0.0.1:{port}/invocations",
                                   json.dumps(images[0][0].tolist()).encode(),
                                   {"Content-Type": JSON}, method="POST")
     finally:
         stop_server(server)
     assert status == 200 and json.loads(body) == {"label": int(images[0][0].argmax())}
-    assert processes_with_environment("TMPDIR", str(tmp_path / "tmp")) == []
+    assert processes_naming(str(tmp_path)) == {}
