@@ -1,7 +1,7 @@
 """Starts `python -m container serve` on a trained model and measures it over loopback: time to a
 healthy /ping, then latency and throughput for one JSON image at several concurrencies, and
 images per second for a batch of 1,000 as npy, one and two requests in flight (each worker
-takes one). Prints a Markdown table.
+takes one), and for 4,000 as npy one request at a time. Prints a Markdown table.
 
     python -m local_test.bench_serve --model-dir build/opt_ml/model --data data
 
@@ -157,7 +157,7 @@ def main():
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
     images = test.images[:, 0].numpy()
     one_json = json.dumps(images[0].tolist()).encode()
-    batch = npy(images[:1000])
+    batch, large_batch = npy(images[:1000]), npy(images[:4000])
     workdir = tempfile.mkdtemp(prefix="bench_serve_")
     server, startup = start_server(args.model_dir, args.port, workdir)
     servers, ports, rows = [server], {"ours": args.port}, []
@@ -174,9 +174,9 @@ def main():
             rows.append((f"one image, JSON, concurrency {concurrency}", r["ours"],
                          r["ours"]["rps"], r.get("floor")))
             print(rows[-1], flush=True)
-        for c in (1, 2):
-            r = load(args.port, batch, "application/x-npy", c, args.seconds)
-            rows.append((f"1,000 images, npy, concurrency {c}", r, r["rps"] * 1000, None))
+        for size, body, c in ((1000, batch, 1), (1000, batch, 2), (4000, large_batch, 1)):
+            r = load(args.port, body, "application/x-npy", c, args.seconds)
+            rows.append((f"{size:,} images, npy, concurrency {c}", r, r["rps"] * size, None))
             print(rows[-1], flush=True)
     finally:
         for server in servers:
