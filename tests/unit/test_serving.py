@@ -218,3 +218,16 @@ def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
     assert passes == [serving.MAX_PASS, 904]
     assert probabilities.shape == (len(x), 10)
     assert np.allclose(probabilities[-904:], serving.predict_fn(x[-904:], model), atol=1e-6)
+
+
+def test_a_pass_of_the_default_net_keeps_every_activation_under_mallocs_mmap_ceiling():
+    """Above 32 MB glibc's malloc maps fresh pages for every allocation, and a pass spends a
+    third of its time faulting them in: MAX_PASS images of the default net stay below that."""
+    net = build_model(make_config("bncnn")).for_inference()
+    largest = []
+    for layer in net.modules():
+        if not list(layer.children()):
+            layer.register_forward_hook(lambda _, __, out: largest.append(out.nelement()))
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 28, 28))
+    assert max(largest) * 4 * serving.MAX_PASS <= 32 * 2**20
