@@ -112,6 +112,35 @@ def test_npy_that_cannot_be_read(array, cut, message):
     assert raised.value.status_code == 400
 
 
+@pytest.mark.parametrize("fmt, newline", [("%d", "\n"), ("%.6f", "\r\n"), ("%.3e", "\n")])
+def test_csv_is_read_as_float_reads_each_value(fmt, newline):
+    pixels = np.random.default_rng(1).integers(0, 256, (5, 784)).astype(np.float64)
+    if fmt != "%d":
+        pixels /= 255
+    buffer = io.StringIO()
+    np.savetxt(buffer, pixels, fmt=fmt, delimiter=",", newline=newline)
+    text = "\n" + buffer.getvalue() + " \n"  # blank lines are skipped
+    by_value = [[float(v) for v in row.split(",")] for row in text.splitlines() if row.strip()]
+    batch = serving.input_fn(text.encode(), "text/csv")
+    assert np.array_equal(batch, serving.to_batch(np.array(by_value, np.float32)))
+
+
+ONES = ",".join(["1"] * 784)
+
+
+@pytest.mark.parametrize("body, message", [
+    (f"{ONES}\n{ONES}\nx,{ONES[2:]}", "not a number in row 3 (could not convert string to "
+                                      "float: 'x')"),
+    (f"{ONES}\n{ONES[2:]}", "rows have [783, 784] values"),
+    ("1,2,3", "rows have [3] values"),
+    (" \n", "CSV body holds no images"),
+])
+def test_csv_that_cannot_be_read(body, message):
+    with pytest.raises(serving.RequestError, match=re.escape(message)) as raised:
+        serving.input_fn(body.encode(), "text/csv")
+    assert raised.value.status_code == 400
+
+
 def test_charset_parameter_is_ignored():
     batch = serving.input_fn(b"[" + b",".join([b"0"] * 784) + b"]",
                              "application/json; charset=utf-8")
