@@ -141,6 +141,36 @@ def test_csv_that_cannot_be_read(body, message):
     assert raised.value.status_code == 400
 
 
+def test_json_lines_of_one_image_each_are_read_as_line_by_line():
+    rng = np.random.default_rng(2)
+    lines = [rng.integers(0, 256, 784).tolist(), (rng.random((28, 28)) * 255).tolist(),
+             rng.random((28, 28)).tolist(), rng.integers(0, 2, (28, 28)).tolist()]
+    for group in (lines[:1] * 3, lines[1:3], lines[1:], lines):  # the last: shapes differ
+        body = "\n".join(json.dumps(line) for line in group).encode()
+        by_line = np.concatenate([serving.to_batch(line) for line in group])
+        assert np.array_equal(serving.input_fn(body, "application/jsonlines"), by_line)
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ([300] * 784, "line 3 has pixel values from 300 to 300"),
+    ("[" + ",".join(["NaN"] * 784) + "]", "line 3 holds NaN or infinity"),
+    ([1] * 783 + [None], "line 3 is not an array of real numbers"),
+    ([1] * 28, "line 3 has shape (28,)"),
+])
+def test_json_lines_name_the_line_that_cannot_be_read(bad_line, message):
+    lines = [json.dumps([1] * 784)] * 2 + [bad_line if isinstance(bad_line, str)
+                                           else json.dumps(bad_line)]
+    with pytest.raises(serving.RequestError, match=re.escape(message)) as raised:
+        serving.input_fn("\n".join(lines).encode(), "application/jsonlines")
+    assert raised.value.status_code == 400
+
+
+def test_json_lines_that_would_stack_into_one_image_are_refused():
+    body = "\n".join([json.dumps([1] * 28)] * 28).encode()  # 28 lines of 28 numbers
+    with pytest.raises(serving.RequestError, match=re.escape("line 1 has shape (28,)")):
+        serving.input_fn(body, "application/jsonlines")
+
+
 def test_charset_parameter_is_ignored():
     batch = serving.input_fn(b"[" + b",".join([b"0"] * 784) + b"]",
                              "application/json; charset=utf-8")
