@@ -202,7 +202,7 @@ def _json_array(text, name):
     try:
         return np.asarray(value)
     except (ValueError, TypeError, OverflowError):
-        return to_batch(value, name)  # which refuses it as to_batch does, naming the line
+        return to_batch(value, name)  # which fails on the same np.asarray: a 400 naming the line
 
 
 def decode_csv(body):
