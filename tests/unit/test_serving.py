@@ -141,7 +141,7 @@ def test_csv_that_cannot_be_read(body, message):
     assert raised.value.status_code == 400
 
 
-def test_json_lines_of_one_image_each_are_read_as_line_by_line():
+def test_json_lines_of_one_image_each_give_what_line_by_line_gives():
     rng = np.random.default_rng(2)
     lines = [rng.integers(0, 256, 784).tolist(), (rng.random((28, 28)) * 255).tolist(),
              rng.random((28, 28)).tolist(), rng.integers(0, 2, (28, 28)).tolist()]
