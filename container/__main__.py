@@ -92,6 +92,18 @@ def model_server_command(config, model_dir):
             "--log-config", log_config, "--models", f"model={model_dir}"]
 
 
+def model_server_environment(**extra):
+    """This process's environment for the model server, with ``extra``: this interpreter's bin
+    folder first on PATH (the multi-model-server script, and the python its workers run), and
+    this package importable by the workers."""
+    bin_dir = os.path.dirname(sys.executable)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}",
+                PYTHONPATH=os.pathsep.join(filter(None, [package_root,
+                                                         os.environ.get("PYTHONPATH")])),
+                **extra)
+
+
 def has_gpu():
     """Whether the NVIDIA runtime gave this container a GPU (without importing torch)."""
     return bool(glob.glob("/dev/nvidia[0-9]*"))
@@ -155,15 +167,10 @@ def serve():
     write_properties(properties, config)
     failure_file = os.path.join(workdir, "load-failure")
     command = model_server_command(config, model_dir)
-    bin_dir = os.path.dirname(sys.executable)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ,
-               PATH=f"{bin_dir}:{os.environ.get('PATH', '')}",
-               PYTHONPATH=os.pathsep.join(filter(None, [package_root,  # workers import container
-                                                        os.environ.get("PYTHONPATH")])),
-               # The handler shares the cores out by the number of workers.
-               **{settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
-                  settings.LOAD_FAILURE_FILE_ENV: failure_file})
+    env = model_server_environment(**{
+        # The handler shares the cores out by the number of workers.
+        settings.WORKERS_ENV: str(properties["default_workers_per_model"]),
+        settings.LOAD_FAILURE_FILE_ENV: failure_file})
     if settings.switched_on(settings.ACCESS_LOG_ENV):
         env[settings.ACCESS_LOG_LEVEL_ENV] = "info"
     # cwd: a scratch folder for anything the server writes, never the caller's directory.

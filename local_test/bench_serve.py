@@ -28,10 +28,11 @@ import time
 import numpy as np
 
 from container import settings
-from container.__main__ import (end_process_group, model_server_command, port_problem,
-                                server_properties, write_properties)
+from container.__main__ import (end_process_group, model_server_command,
+                                model_server_environment, port_problem, server_properties,
+                                write_properties)
 from container.data import load_mnist
-from local_test.opt_ml import ROOT, serve_command
+from local_test.opt_ml import serve_command
 from local_test.reporting import write_report
 
 
@@ -99,8 +100,7 @@ def floor_command(port, workdir):
     os.makedirs(model_dir)
     os.makedirs(os.path.join(workdir, "tmp"))
     write_properties(properties, config)
-    env = dict(os.environ, PYTHONPATH=ROOT, TMPDIR=os.path.join(workdir, "tmp"),
-               PATH=f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}")
+    env = model_server_environment(TMPDIR=os.path.join(workdir, "tmp"))
     return model_server_command(config, model_dir), env
 
 
