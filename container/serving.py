@@ -250,14 +250,10 @@ def _read_npy(body, name):
     if dtype.hasobject:
         raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
     count = int(np.prod(shape, dtype=object))
-    declared = count * dtype.itemsize
-    if declared > len(body):
-        raise bad_request(f"{name} declares shape {shape} of {dtype} ({declared} bytes), more "
-                          f"than the {len(body)} bytes sent")
-    start = stream.tell()
-    if len(body) - start < declared:
-        raise ValueError(f"{len(body) - start} bytes of data after the header; shape "
-                         f"{shape} of {dtype} needs {declared}")
+    declared, start = count * dtype.itemsize, stream.tell()
+    if declared > len(body) - start:
+        raise bad_request(f"{name} declares shape {shape} of {dtype} ({declared} bytes), but "
+                          f"{len(body) - start} bytes follow its header")
     array = np.frombuffer(body, dtype, count, start).reshape(
         shape, order="F" if fortran_order else "C")
     if not (array.flags.writeable and array.flags.aligned):  # bytes, or an odd header

@@ -100,8 +100,9 @@ def test_npy_pixels_are_read_where_they_lie_in_the_body():
 
 @pytest.mark.parametrize("array, cut, message", [
     (np.array([{"a": 1}], dtype=object), 0, "Object arrays cannot be loaded"),
-    (np.zeros((4, 784), np.float32), 784 * 4, "declares shape (4, 784) of float32"),
-    (np.zeros((4, 784), np.float32), 10, "12534 bytes of data after the header"),
+    (np.zeros((4, 784), np.float32), 784 * 4, "(12544 bytes), but 9408 bytes follow its header"),
+    (np.zeros((4, 784), np.float32), 10, "declares shape (4, 784) of float32 (12544 bytes), "
+                                         "but 12534 bytes follow its header"),
 ])
 def test_npy_that_cannot_be_read(array, cut, message):
     buffer = io.BytesIO()
