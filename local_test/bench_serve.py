@@ -8,9 +8,10 @@ takes one), and for 4,000 as npy one request at a time. Prints a Markdown table.
 The load is bounded: each client process sends requests one after another on one keep-alive
 connection for --seconds, then stops. The measurements start after WARM_UP_S of load.
 
-Each JSON load also runs, right after, against the floor: the same model server with the same
+Each load also runs, right after, against the floor: the same model server with the same
 settings and a trivial handler (local_test/floor_handler.py). This machine's speed drifts from
-one run to the next, so the two side by side say more than either alone.
+one run to the next, so the two side by side say more than either alone. For the npy batches
+the floor is what the server itself costs to carry such a body there and an answer back.
 """
 import argparse
 import http.client
@@ -151,7 +152,7 @@ def main():
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--out", default="results/serve_bench.md")
     parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
-                        help="run each JSON load against the trivial handler too")
+                        help="run each load against the trivial handler too")
     args = parser.parse_args()
 
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
@@ -171,12 +172,14 @@ def main():
         for concurrency in args.concurrency:
             r = {who: load(port, one_json, "application/json", concurrency, args.seconds)
                  for who, port in ports.items()}
-            rows.append((f"one image, JSON, concurrency {concurrency}", r["ours"],
-                         r["ours"]["rps"], r.get("floor")))
+            rows.append((f"one image, JSON, concurrency {concurrency}", 1, r["ours"],
+                         r.get("floor")))
             print(rows[-1], flush=True)
         for size, body, c in ((1000, batch, 1), (1000, batch, 2), (4000, large_batch, 1)):
-            r = load(args.port, body, "application/x-npy", c, args.seconds)
-            rows.append((f"{size:,} images, npy, concurrency {c}", r, r["rps"] * size, None))
+            r = {who: load(port, body, "application/x-npy", c, args.seconds)
+                 for who, port in ports.items()}
+            rows.append((f"{size:,} images, npy, concurrency {c}", size, r["ours"],
+                         r.get("floor")))
             print(rows[-1], flush=True)
     finally:
         for server in servers:
@@ -187,12 +190,13 @@ def main():
     lines = [f"Serving benchmark ({machine}); start to healthy /ping: {startup:.1f} s; floor: "
              f"the same server with a trivial handler ({FLOOR_HANDLER})", "",
              "| load | p50 (ms) | p99 (ms) | requests/s | images/s | errors "
-             "| floor p50 (ms) | floor requests/s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, r, images_per_second, floor in rows:
-        floor_cells = f"{floor['p50_ms']:.2f} | {floor['rps']:.0f}" if floor else " | "
+             "| floor p50 (ms) | floor requests/s | floor images/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, size, r, floor in rows:
+        floor_cells = (f"{floor['p50_ms']:.2f} | {floor['rps']:.0f} | {floor['rps'] * size:.0f}"
+                       if floor else " | | ")
         lines.append(f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} "
-                     f"| {images_per_second:.0f} | {r['errors']} | {floor_cells} |")
+                     f"| {r['rps'] * size:.0f} | {r['errors']} | {floor_cells} |")
     report = "\n".join(lines) + "\n"
     write_report(args.out, report)
 

@@ -1,10 +1,13 @@
 """The floor that `make bench-serve` measures the image against: a multi-model-server handler
-that reads one JSON image with numpy and answers with its brightest pixel, no model and no
-checks. It runs under the same server settings as `serve`, so what the image's answers cost
-beyond it is what the handler and the network add."""
+that reads JSON or npy images with numpy and answers with each one's brightest pixel, no model
+and no checks. It runs under the same server settings as `serve`, so what the image's answers
+cost beyond it is what the handler and the network add."""
+import io
 import json
 
 import numpy as np
+
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def handle(data, context):
@@ -12,6 +15,11 @@ def handle(data, context):
         return None
     answers = []
     for request in data:
-        pixels = np.asarray(json.loads(request.get("body")), dtype=np.float32)
-        answers.append(json.dumps({"label": int(pixels.argmax())}))
+        body = request.get("body")
+        if body.startswith(NPY_MAGIC):
+            pixels = np.load(io.BytesIO(body))
+        else:
+            pixels = np.asarray(json.loads(body), dtype=np.float32)
+        brightest = pixels.reshape(-1, 28 * 28).argmax(axis=1)
+        answers.append(json.dumps({"labels": brightest.tolist()}))
     return answers

@@ -298,12 +298,16 @@ def test_the_benchmark_floor_answers_and_stops_with_nothing_left_running(tmp_pat
     benchmark ends the server's whole process group."""
     port = free_port()
     server, _ = start_server(None, port, str(tmp_path), floor=True)
+    url = f"http://127.0.0.1:{port}/invocations"
+    x = images[0][:5]
     try:
         assert processes_naming(str(tmp_path))
-        status, _, body = request(f"http://127.0.0.1:{port}/invocations",
-                                  json.dumps(images[0][0].tolist()).encode(),
-                                  {"Content-Type": JSON}, method="POST")
+        one = request(url, json.dumps(x[0].tolist()).encode(), {"Content-Type": JSON},
+                      method="POST")
+        batch = request(url, npy(x), {"Content-Type": NPY}, method="POST")
     finally:
         stop_server(server)
-    assert status == 200 and json.loads(body) == {"label": int(images[0][0].argmax())}
+    brightest = x.reshape(5, -1).argmax(axis=1).tolist()
+    assert one[0] == 200 and json.loads(one[2]) == {"labels": brightest[:1]}
+    assert batch[0] == 200 and json.loads(batch[2]) == {"labels": brightest}
     assert processes_naming(str(tmp_path)) == {}
