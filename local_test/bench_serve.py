@@ -169,17 +169,15 @@ def main():
             ports["floor"] = args.port + 2
         for port in ports.values():
             warm_up(port, one_json, "application/json")
-        for concurrency in args.concurrency:
-            r = {who: load(port, one_json, "application/json", concurrency, args.seconds)
+        loads = [(f"one image, JSON, concurrency {c}", 1, one_json, "application/json", c)
+                 for c in args.concurrency]
+        loads += [(f"{size:,} images, npy, concurrency {c}", size, body, "application/x-npy", c)
+                  for size, body, c in ((1000, batch, 1), (1000, batch, 2),
+                                        (4000, large_batch, 1))]
+        for name, size, body, content_type, concurrency in loads:
+            r = {who: load(port, body, content_type, concurrency, args.seconds)
                  for who, port in ports.items()}
-            rows.append((f"one image, JSON, concurrency {concurrency}", 1, r["ours"],
-                         r.get("floor")))
-            print(rows[-1], flush=True)
-        for size, body, c in ((1000, batch, 1), (1000, batch, 2), (4000, large_batch, 1)):
-            r = {who: load(port, body, "application/x-npy", c, args.seconds)
-                 for who, port in ports.items()}
-            rows.append((f"{size:,} images, npy, concurrency {c}", size, r["ours"],
-                         r.get("floor")))
+            rows.append((name, size, r["ours"], r.get("floor")))
             print(rows[-1], flush=True)
     finally:
         for server in servers:

@@ -20,6 +20,8 @@ def handle(data, context):
             pixels = np.load(io.BytesIO(body))
         else:
             pixels = np.asarray(json.loads(body), dtype=np.float32)
+        # 28 * 28 written out: the project's constant lives beside torch, which the floor's
+        # workers do not import.
         brightest = pixels.reshape(-1, 28 * 28).argmax(axis=1)
         answers.append(json.dumps({"labels": brightest.tolist()}))
     return answers
