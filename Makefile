@@ -70,13 +70,13 @@ $(STAMP): docker/requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-PING_JAR := container/ping_plugin/truthful-ping.jar
+ENDPOINTS_JAR := container/endpoints/endpoints.jar
 
-.PHONY: ping-plugin
-ping-plugin: $(PING_JAR) ## Compile the model server's truthful /ping (needs a JDK)
+.PHONY: endpoints
+endpoints: $(ENDPOINTS_JAR) ## Compile the model server's /ping and /execution-parameters (needs a JDK)
 
-$(PING_JAR): container/ping_plugin/TruthfulPing.java | $(STAMP)
-	container/ping_plugin/build.sh $(PY)
+$(ENDPOINTS_JAR): $(wildcard container/endpoints/*.java) container/endpoints/META-INF/services/* | $(STAMP)
+	container/endpoints/build.sh $(PY)
 
 ##@ Image
 
@@ -140,15 +140,15 @@ train: data ## Train here through the SageMaker toolkit (no Docker); tree in bui
 	$(PY) -m local_test.opt_ml --base build/opt_ml --data $(DATA) epochs=$(EPOCHS) $(HYPERPARAMETERS)
 
 .PHONY: serve
-serve: $(PING_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
+serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
 	SAGEMAKER_BASE_DIR=$(CURDIR)/build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=$(CURDIR) $(PY) -m container serve
 
 .PHONY: test
-test: data $(PING_JAR) ## Run the test suite
+test: data $(ENDPOINTS_JAR) ## Run the test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench-serve
-bench-serve: data $(PING_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
+bench-serve: data $(ENDPOINTS_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
 	@test -f build/opt_ml/model/model.pth || $(MAKE) train
 	$(PY) -m local_test.bench_serve --model-dir build/opt_ml/model --data $(DATA)
 

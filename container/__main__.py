@@ -7,12 +7,15 @@ failure file into /opt/ml/output and, when that folder is missing, fails to writ
 so a broken job (no inputdataconfig.json, say) would look like a success. The folder is made
 first.
 
-serve starts multi-model-server with this image's handler and two changes from the
+serve starts multi-model-server with this image's handler and these changes from the
 sagemaker-inference toolkit's start-up: /ping answers 503 until a worker has loaded the model
-(a plugin replaces the stock /ping, which answers 200 while every worker is dead), and nothing
-from the model archive is pip-installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
+(a plugin replaces the stock /ping, which answers 200 while every worker is dead); the same
+plugin answers batch transform's GET /execution-parameters, so that a job keeps every worker
+busy instead of sending one request at a time; and nothing from the model archive is
+pip-installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
 """
 import glob
+import json
 import os
 import signal
 import socket
@@ -24,8 +27,8 @@ import time
 from container import settings
 
 USAGE = "usage: python -m container {train,serve}"
-PING_PLUGIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ping_plugin")
-PING_PLUGIN_JAR = os.path.join(PING_PLUGIN_DIR, "truthful-ping.jar")
+ENDPOINTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "endpoints")
+ENDPOINTS_JAR = os.path.join(ENDPOINTS_DIR, "endpoints.jar")
 
 
 def train():
@@ -46,6 +49,18 @@ def response_limit(payload_mb):
     the worker that sends a longer answer: the caller gets a 500."""
     images = max(payload_mb * 2**20, settings.MAX_NPZ_ARRAY_BYTES) // settings.MIN_IMAGE_BYTES
     return int(min(2**31 - 1, images * settings.MAX_ANSWER_BYTES_PER_IMAGE + 2**20))
+
+
+def execution_parameters(workers, payload_mb):
+    """What batch transform asks the container (GET /execution-parameters): as many requests at
+    once as there are workers, each up to the payload limit in whole megabytes (the API takes
+    integers from 1 to 100, so a limit below 1 MB leaves the job's own setting). The batch
+    strategy is left to the job: SageMaker documents it as MULTI_RECORD here, while the SDK's
+    local mode takes only MultiRecord."""
+    parameters = {"MaxConcurrentTransforms": workers}
+    if payload_mb >= 1:
+        parameters["MaxPayloadInMB"] = min(int(payload_mb), 100)
+    return parameters
 
 
 def server_properties(environ=os.environ):
@@ -70,7 +85,9 @@ def server_properties(environ=os.environ):
         # the first 20 s under load here, for no more requests/s once it had finished.
         "vmargs": environ.get(settings.VMARGS_ENV) or "-XX:+UseContainerSupport "
                   "-XX:MaxRAMPercentage=25 -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss1m",
-        "plugins_path": PING_PLUGIN_DIR,
+        "plugins_path": ENDPOINTS_DIR,
+        # Answered by GET /execution-parameters (endpoints/ExecutionParameters.java).
+        "execution_parameters": json.dumps(execution_parameters(workers, payload_mb)),
         # Load the model once, in the process the workers fork from: one `import torch` and
         # one load at start-up instead of one per worker, and memory shared between them.
         # Not with a GPU: CUDA cannot be used in a process forked after it started.
@@ -143,8 +160,8 @@ def end_process_group(pgid, grace_s=5.0):
 
 
 def serve():
-    if not os.path.exists(PING_PLUGIN_JAR):
-        sys.exit(f"{PING_PLUGIN_JAR} is missing: build it with `make ping-plugin`")
+    if not os.path.exists(ENDPOINTS_JAR):
+        sys.exit(f"{ENDPOINTS_JAR} is missing: build it with `make endpoints`")
     from sagemaker_inference import environment
     requirements = os.path.join(environment.code_dir, "requirements.txt")
     if os.path.exists(requirements):

@@ -1,7 +1,8 @@
 """Starts `python -m container serve` on a trained model and measures it over loopback: time to a
 healthy /ping, then latency and throughput for one JSON image at several concurrencies, and
-images per second for a batch of 1,000 as npy, one and two requests in flight (each worker
-takes one), and for 4,000 as npy one request at a time. Prints a Markdown table.
+images per second for a batch of 1,000 as npy, one request at a time and as many in flight as
+the server tells batch transform to send (GET /execution-parameters: one a worker), and for
+4,000 as npy one request at a time. Prints a Markdown table.
 
     python -m local_test.bench_serve --model-dir build/opt_ml/model --data data
 
@@ -88,6 +89,18 @@ def ping(port):
         return None
 
 
+def concurrent_transforms(port):
+    """How many requests at once batch transform sends this server: its answer to
+    GET /execution-parameters."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/execution-parameters")
+    response = connection.getresponse()
+    body = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"/execution-parameters answered {response.status}: {body[:200]!r}")
+    return json.loads(body)["MaxConcurrentTransforms"]
+
+
 FLOOR_HANDLER = "local_test.floor_handler:handle"
 
 
@@ -171,9 +184,12 @@ def main():
             warm_up(port, one_json, "application/json")
         loads = [(f"one image, JSON, concurrency {c}", 1, one_json, "application/json", c)
                  for c in args.concurrency]
+        # One request at a time, as one client sends them, and as many at once as batch
+        # transform sends (2 on two cores).
+        in_flight = concurrent_transforms(args.port)
+        batches = [(1000, batch, 1)] + [(1000, batch, in_flight)] * (in_flight > 1)
         loads += [(f"{size:,} images, npy, concurrency {c}", size, body, "application/x-npy", c)
-                  for size, body, c in ((1000, batch, 1), (1000, batch, 2),
-                                        (4000, large_batch, 1))]
+                  for size, body, c in batches + [(4000, large_batch, 1)]]
         for name, size, body, content_type, concurrency in loads:
             r = {who: load(port, body, content_type, concurrency, args.seconds)
                  for who, port in ports.items()}

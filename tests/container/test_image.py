@@ -87,9 +87,12 @@ def endpoint(image, trained):
         server.close()
 
 
-def test_serve_answers_ping_and_predicts_json_npy_and_png(endpoint, mnist):
+def test_serve_answers_ping_execution_parameters_and_predicts_json_npy_and_png(endpoint, mnist):
     status, _, body = request(endpoint.url + "/ping")
     assert status == 200 and json.loads(body)["status"] == "Healthy"
+    status, _, body = request(endpoint.url + "/execution-parameters")
+    assert status == 200 and json.loads(body) == {"MaxConcurrentTransforms": os.cpu_count(),
+                                                  "MaxPayloadInMB": 6}
     x, y = mnist["x_test"][:20], mnist["y_test"][:20]
 
     status, _, body = endpoint.invoke(json.dumps(x.tolist()).encode(),

@@ -35,6 +35,17 @@ def test_ping_is_healthy_and_says_so(server):
     assert status == 200 and body["status"] == "Healthy" and body["ready_workers"] >= 1
 
 
+def test_execution_parameters_tell_batch_transform_to_keep_every_worker_busy(server):
+    status, headers, body = request(server.url + "/execution-parameters")
+    assert status == 200 and headers["content-type"] == JSON
+    workers = len(os.sched_getaffinity(0))  # the default: a worker per core
+    assert json.loads(body) == {"MaxConcurrentTransforms": workers,
+                                "MaxPayloadInMB": PAYLOAD_LIMIT_MB}
+    status, headers, body = request(server.url + "/execution-parameters", b"{}", method="POST")
+    assert status == 405 and headers["Allow"] == "GET"
+    assert json.loads(body) == {"message": "/execution-parameters answers GET only"}
+
+
 @pytest.mark.parametrize("shape", [(28, 28), (784,), (3, 28, 28), (3, 784), (3, 1, 28, 28)])
 def test_npy_shapes(server, images, shape):
     x, y = images

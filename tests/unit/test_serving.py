@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from container import serving, settings
-from container.__main__ import response_limit
+from container.__main__ import execution_parameters, response_limit
 from model.networks import build_model, make_config
 from tests.digits import draw_digit, encode
 
@@ -264,6 +264,14 @@ def test_the_server_may_send_the_answer_for_the_most_images_a_request_holds():
     assert response_limit(6) >= most_in_npz * settings.MAX_ANSWER_BYTES_PER_IMAGE
     assert response_limit(1000) >= 1000 * 2**20 // 784 * settings.MAX_ANSWER_BYTES_PER_IMAGE
     assert response_limit(10**6) == 2**31 - 1  # the most the server's setting holds
+
+
+def test_batch_transform_is_told_to_keep_every_worker_busy_within_the_payload_limit():
+    assert execution_parameters(2, 6.0) == {"MaxConcurrentTransforms": 2, "MaxPayloadInMB": 6}
+    assert execution_parameters(4, 2.5) == {"MaxConcurrentTransforms": 4, "MaxPayloadInMB": 2}
+    assert execution_parameters(8, 500) == {"MaxConcurrentTransforms": 8, "MaxPayloadInMB": 100}
+    # The API takes whole megabytes from 1: a smaller limit leaves the job's own setting.
+    assert execution_parameters(1, 0.5) == {"MaxConcurrentTransforms": 1}
 
 
 def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):

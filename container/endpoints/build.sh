@@ -1,5 +1,6 @@
 #!/bin/sh
-# Compile TruthfulPing.java against multi-model-server's jar into truthful-ping.jar.
+# Compile this folder's endpoints against multi-model-server's jar into endpoints.jar, the
+# plugin that `serve` gives the server (plugins_path).
 # usage: build.sh PYTHON   (the interpreter that has multi-model-server installed; needs a JDK)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -7,6 +8,6 @@ python=${1:?usage: build.sh PYTHON}
 mms_jar=$("$python" -c 'import mms, os; print(os.path.join(os.path.dirname(mms.__file__), "frontend", "model-server.jar"))')
 classes=$(mktemp -d)
 trap 'rm -rf "$classes"' EXIT
-javac --release 17 -d "$classes" -cp "$mms_jar" "$here/TruthfulPing.java"
+javac --release 17 -d "$classes" -cp "$mms_jar" "$here"/*.java
 cp -r "$here/META-INF" "$classes/"
-jar cf "$here/truthful-ping.jar" -C "$classes" .
+jar cf "$here/endpoints.jar" -C "$classes" .
