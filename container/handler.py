@@ -8,8 +8,9 @@ other exception a 500 with a JSON body, never a traceback and never a dead worke
 sends no metric lines per request (MMS would read them back and drop them) unless
 SAGEMAKER_ACCESS_LOG=true.
 
-Importing this module also replaces the worker's socket read (read_exactly): the stock one
-spends about 1.5 ms more CPU on a 3 MB request.
+Importing this module also replaces the worker's socket read (SocketReader): the stock one
+makes a recv() call for each field of a message, 32 for a one-image request, and spends about
+1.5 ms more CPU on a 3 MB request.
 """
 import logging
 import os
@@ -23,24 +24,59 @@ from container.cores import CoreShare
 logger = logging.getLogger(__name__)
 
 
-def read_exactly(connection, length):
-    """``length`` bytes from the server's socket, read into one buffer of that size. The stock
-    read asks recv() for all that is left each time, a new object per call, and appends each
-    piece to a bytearray that grows by an eighth at a time, copying what it holds."""
-    data = bytearray(length)
-    with memoryview(data) as view:
-        received = 0
-        while received < length:
-            count = connection.recv_into(view[received:])
-            if count == 0:
-                logging.info("Frontend disconnected.")
-                raise ValueError("Frontend disconnected")
-            received += count
-    return data
+def _disconnected():
+    logging.info("Frontend disconnected.")
+    return ValueError("Frontend disconnected")
+
+
+class SocketReader:
+    """Reads the server's messages through one buffer. A message is many small fields (each
+    header's name and value, each after its length) and then the body: the small fields come
+    from memory after one recv() for all of them, and a field that does not fit the buffer is
+    read straight into a bytearray of its own size (the stock read asks recv() for all that is
+    left each time, a new object per call, and appends each piece to a bytearray that grows by
+    an eighth at a time, copying what it holds). recv() is called only while the message asked
+    for is not all in, so it never waits for more than the server is sending."""
+
+    SIZE = 65536
+
+    def __init__(self):
+        self.connection, self.buffer, self.start, self.end = None, bytearray(self.SIZE), 0, 0
+
+    def read(self, connection, length):
+        """The next ``length`` bytes from ``connection``, as a bytearray of their own."""
+        if connection is not self.connection:  # nothing buffered comes from a new connection
+            self.connection, self.start, self.end = connection, 0, 0
+        have = self.end - self.start
+        if length <= have:
+            self.start += length
+            return self.buffer[self.start - length:self.start]
+        if length > self.SIZE:
+            data = bytearray(length)
+            data[:have] = self.buffer[self.start:self.end]
+            self.start = self.end = 0
+            with memoryview(data) as view:
+                received = have
+                while received < length:
+                    count = connection.recv_into(view[received:])
+                    if count == 0:
+                        raise _disconnected()
+                    received += count
+            return data
+        self.buffer[:have] = self.buffer[self.start:self.end]  # what is left, to the front
+        self.start, self.end = 0, have
+        with memoryview(self.buffer) as view:
+            while self.end < length:
+                count = connection.recv_into(view[self.end:])
+                if count == 0:
+                    raise _disconnected()
+                self.end += count
+        self.start = length
+        return self.buffer[:length]
 
 
 # The worker reads every message through this name, looked up at each call.
-otf_message_handler._retrieve_buffer = read_exactly
+otf_message_handler._retrieve_buffer = SocketReader().read
 
 _model = None
 _cores = None
