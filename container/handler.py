@@ -24,9 +24,16 @@ from container.cores import CoreShare
 logger = logging.getLogger(__name__)
 
 
-def _disconnected():
-    logging.info("Frontend disconnected.")
-    return ValueError("Frontend disconnected")
+def _receive(connection, view, received, needed):
+    """Fills ``view`` from ``connection`` past ``received`` bytes until it holds at least
+    ``needed``; the count it then holds."""
+    while received < needed:
+        count = connection.recv_into(view[received:])
+        if count == 0:
+            logging.info("Frontend disconnected.")
+            raise ValueError("Frontend disconnected")
+        received += count
+    return received
 
 
 class SocketReader:
@@ -56,21 +63,12 @@ class SocketReader:
             data[:have] = self.buffer[self.start:self.end]
             self.start = self.end = 0
             with memoryview(data) as view:
-                received = have
-                while received < length:
-                    count = connection.recv_into(view[received:])
-                    if count == 0:
-                        raise _disconnected()
-                    received += count
+                _receive(connection, view, have, length)
             return data
         self.buffer[:have] = self.buffer[self.start:self.end]  # what is left, to the front
         self.start, self.end = 0, have
         with memoryview(self.buffer) as view:
-            while self.end < length:
-                count = connection.recv_into(view[self.end:])
-                if count == 0:
-                    raise _disconnected()
-                self.end += count
+            self.end = _receive(connection, view, have, length)
         self.start = length
         return self.buffer[:length]
 
