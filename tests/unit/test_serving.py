@@ -288,6 +288,23 @@ def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
     assert np.allclose(probabilities[-904:], serving.predict_fn(x[-904:], model), atol=1e-6)
 
 
+def test_a_few_images_run_without_onednn_and_the_switch_is_restored(tmp_path):
+    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
+    torch.save({"format": 1, "config": asdict(make_config("bncnn", hidden_channels=4)),
+                "state_dict": net.state_dict()}, tmp_path / "model.pth")
+    model = serving.model_fn(str(tmp_path), "cpu")
+    seen, frozen = [], model.net
+    model.net = lambda x: seen.append((len(x), torch.backends.mkldnn.enabled)) or frozen(x)
+    x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
+    few, more = serving.predict_fn(x[:model.FEW], model), serving.predict_fn(x, model)
+    assert seen == [(model.FEW, False), (5, True)]
+    assert torch.backends.mkldnn.enabled
+    assert np.allclose(few, more[:model.FEW], atol=1e-6)
+    with pytest.raises(RuntimeError):  # a failing pass still switches oneDNN back on
+        serving.predict_fn(np.zeros((1, 2, 28, 28), np.float32), model)
+    assert torch.backends.mkldnn.enabled
+
+
 def test_a_pass_of_the_default_net_keeps_every_activation_under_mallocs_mmap_ceiling():
     """Above 32 MB glibc's malloc maps fresh pages for every allocation, and a pass spends a
     third of its time faulting them in: MAX_PASS images of the default net stay below that."""
