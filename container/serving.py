@@ -61,7 +61,7 @@ class Model:
     def __init__(self, net, device, batch_net=None):
         self.net, self.device = net, device
         self.batch_net = batch_net if batch_net is not None else net
-        self.few_without_onednn = batch_net is not None and device.type == "cpu"
+        self.few_without_onednn = device.type == "cpu"
 
     def __call__(self, x):
         if len(x) > self.SMALL_BATCH:
