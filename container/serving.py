@@ -61,12 +61,11 @@ class Model:
     def __init__(self, net, device, batch_net=None):
         self.net, self.device = net, device
         self.batch_net = batch_net if batch_net is not None else net
-        self.few_without_onednn = device.type == "cpu"
 
     def __call__(self, x):
         if len(x) > self.SMALL_BATCH:
             return self.batch_net(x)
-        if len(x) > self.FEW or not self.few_without_onednn:
+        if len(x) > self.FEW or self.device.type != "cpu":
             return self.net(x)
         onednn = torch.backends.mkldnn
         was = onednn.enabled
