@@ -274,11 +274,16 @@ def test_batch_transform_is_told_to_keep_every_worker_busy_within_the_payload_li
     assert execution_parameters(1, 0.5) == {"MaxConcurrentTransforms": 1}
 
 
+def tiny_model_dir(tmp_path):
+    """``tmp_path`` with the checkpoint of an untrained 4-channel bncnn, as training writes it."""
+    config = make_config("bncnn", hidden_channels=4)
+    torch.save({"format": 1, "config": asdict(config),
+                "state_dict": build_model(config).state_dict()}, tmp_path / "model.pth")
+    return str(tmp_path)
+
+
 def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
-    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
-    torch.save({"format": 1, "config": asdict(make_config("bncnn", hidden_channels=4)),
-                "state_dict": net.state_dict()}, tmp_path / "model.pth")
-    model = serving.model_fn(str(tmp_path))
+    model = serving.model_fn(tiny_model_dir(tmp_path))
     passes, batch_net = [], model.batch_net
     model.batch_net = lambda x: passes.append(len(x)) or batch_net(x)
     x = np.random.default_rng(0).random((serving.MAX_PASS + 904, 1, 28, 28), dtype=np.float32)
@@ -289,10 +294,7 @@ def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
 
 
 def test_a_few_images_run_without_onednn_and_the_switch_is_restored(tmp_path):
-    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
-    torch.save({"format": 1, "config": asdict(make_config("bncnn", hidden_channels=4)),
-                "state_dict": net.state_dict()}, tmp_path / "model.pth")
-    model = serving.model_fn(str(tmp_path), "cpu")
+    model = serving.model_fn(tiny_model_dir(tmp_path), "cpu")
     seen, frozen = [], model.net
     model.net = lambda x: seen.append((len(x), torch.backends.mkldnn.enabled)) or frozen(x)
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
