@@ -93,8 +93,8 @@ def initialize(context):
     gpu = properties.get("gpu_id")
     device = f"cuda:{gpu}" if torch.cuda.is_available() and gpu is not None else "cpu"
     # One thread while loading: with preload_model the server loads here and then forks the
-    # workers, and a fork after OpenMP has started threads can hang the child. Each request
-    # then runs on the threads _cores grants it.
+    # workers, and a fork after OpenMP or ONNX Runtime has started threads can hang the child.
+    # Each request then runs on the threads _cores grants it.
     torch.set_num_threads(1)
     try:
         _model = serving.model_fn(properties.get("model_dir"), device)
@@ -124,7 +124,7 @@ def _answer(context, index, request):
         "content-type")
     accept = serving.choose_accept(_header(headers, "accept"))
     batch = serving.input_fn(body, content_type)
-    with _cores.torch_threads(large=len(batch) > serving.Model.SMALL_BATCH):
+    with _cores.torch_threads(large=len(batch) > _model.SMALL_BATCH):
         probabilities = serving.predict_fn(batch, _model)
     payload, media_type = serving.output_fn(probabilities, accept)
     context.set_response_content_type(index, media_type)

@@ -82,7 +82,8 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
-    rate, device = predict_rate(model_dir, test.images[:1000].numpy(), args.repeats)
+    pixels = serving.to_batch(test.images[:1000].numpy())  # float 0-1, as input_fn gives
+    rate, device = predict_rate(model_dir, pixels, args.repeats)
 
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.machine()
     lines = [f"GPU benchmark on {device} ({name}), torch {torch.__version__}", "",

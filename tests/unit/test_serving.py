@@ -2,6 +2,8 @@
 import io
 import json
 import re
+import subprocess
+import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -282,19 +284,96 @@ def tiny_model_dir(tmp_path):
     return str(tmp_path)
 
 
+class Passes:
+    """A model that records how many images each pass through it holds."""
+
+    def __init__(self, model):
+        self.model, self.device, self.sizes = model, model.device, []
+
+    def __call__(self, x):
+        self.sizes.append(len(x))
+        return self.model(x)
+
+
 def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
-    model = serving.model_fn(tiny_model_dir(tmp_path))
-    passes, batch_net = [], model.batch_net
-    model.batch_net = lambda x: passes.append(len(x)) or batch_net(x)
+    model = Passes(serving.model_fn(tiny_model_dir(tmp_path)))
     x = np.random.default_rng(0).random((serving.MAX_PASS + 904, 1, 28, 28), dtype=np.float32)
     probabilities = serving.predict_fn(x, model)
-    assert passes == [serving.MAX_PASS, 904]
+    assert model.sizes == [serving.MAX_PASS, 904]
     assert probabilities.shape == (len(x), 10)
     assert np.allclose(probabilities[-904:], serving.predict_fn(x[-904:], model), atol=1e-6)
 
 
+def test_on_the_cpu_onnx_runtime_gives_torchs_answers(tmp_path):
+    model_dir = tiny_model_dir(tmp_path)
+    model = serving.model_fn(model_dir, "cpu")
+    assert isinstance(model, serving.OnnxModel)
+    on_torch = serving.torch_model(serving.load_net(model_dir), model.device)
+    x = np.random.default_rng(1).random((300, 1, 28, 28), dtype=np.float32)
+    for size in (1, 3, 300):  # each of torch's graphs, and one session per thread count
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            expected = serving.predict_fn(x[:size], on_torch)
+            assert np.allclose(serving.predict_fn(x[:size], model), expected, atol=1e-6)
+    assert sorted(model._sessions) == [1, 2]
+
+
+# The server's load and fork, in a process of its own: torch's OpenMP threads, which other tests
+# start in this one, do not survive a fork either. The parent loads on one thread, as the
+# handler does, then makes a session with a thread of its own.
+FORKED_WORKER = """
+import os, sys
+import numpy as np, torch
+from container import serving
+torch.set_num_threads(1)
+model = serving.model_fn(sys.argv[1], "cpu")
+x = np.random.default_rng(2).random((100, 1, 28, 28), dtype=np.float32)
+expected = serving.predict_fn(x, model)
+model.session(2).run(None, {"pixels": x})
+for threads in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        torch.set_num_threads(threads)
+        os._exit(0 if np.allclose(serving.predict_fn(x, model), expected, atol=1e-6) else 3)
+    assert os.waitpid(pid, 0)[1] == 0, f"the worker on {threads} threads answered wrong"
+print(sorted(model._sessions))
+"""
+
+
+def test_a_forked_worker_runs_on_sessions_of_its_own(tmp_path):
+    """The server forks its workers after loading: the sessions made before the fork, whose
+    threads stay behind, are neither used nor freed in a worker, which makes its own."""
+    done = subprocess.run([sys.executable, "-c", FORKED_WORKER, tiny_model_dir(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == "[1, 2]"
+
+
+class WithAnOpOnnxLacks(torch.nn.Module):
+    """A net whose logits are multiplied by erfcx(0 x) = 1: ONNX has no operator for erfcx."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x) * torch.special.erfcx(0 * x.sum())
+
+
+def test_a_net_onnx_runtime_cannot_run_is_served_by_torch(tmp_path, caplog):
+    net = build_model(make_config("bncnn", hidden_channels=4)).eval()
+    torch.jit.script(WithAnOpOnnxLacks(net)).save(str(tmp_path / "model.pt"))
+    model = serving.model_fn(str(tmp_path), "cpu")
+    assert isinstance(model, serving.Model)
+    assert "the model runs on torch" in caplog.text and "erfcx" in caplog.text
+    x = np.random.default_rng(3).random((5, 1, 28, 28), dtype=np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+    assert np.allclose(serving.predict_fn(x, model), expected, atol=1e-6)
+
+
 def test_a_few_images_run_without_onednn_and_the_switch_is_restored(tmp_path):
-    model = serving.model_fn(tiny_model_dir(tmp_path), "cpu")
+    model = serving.torch_model(serving.load_net(tiny_model_dir(tmp_path)), torch.device("cpu"))
     seen, frozen = [], model.net
     model.net = lambda x: seen.append((len(x), torch.backends.mkldnn.enabled)) or frozen(x)
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
