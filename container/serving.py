@@ -49,7 +49,7 @@ def bad_request(message):
 
 class OnnxModel:
     """The network on the CPU through ONNX Runtime, the faster engine there for every batch size
-    (one image in about a third of torch's time, 1,000 in about four fifths; see the README).
+    (one image in half of torch's time, 1,000 in about three quarters; see the README).
 
     A session is made for each thread count a request runs on (the threads torch is set to,
     which the handler's share of the cores decides), in the process that runs it: the server
