@@ -1,7 +1,8 @@
 """The machine's cores, shared out among the model server's worker processes.
 
-Each worker serves on its share, cores ÷ workers torch threads, so that workers × threads fits
-the cores. A large batch also takes the cores that no other worker is using at that moment, so
+Each worker serves on its share, cores ÷ workers threads, so that workers × threads fits the
+cores; the count is set as torch's, and the serving model's ONNX Runtime session follows it.
+A large batch also takes the cores that no other worker is using at that moment, so
 one request of many images runs on the whole machine while the other workers are idle, and
 never on more cores than the machine has. The table of who uses how many lives in shared memory
 made before the workers fork (multi-model-server's preload_model), so every worker sees it; a
