@@ -310,11 +310,15 @@ def test_on_the_cpu_onnx_runtime_gives_torchs_answers(tmp_path):
     assert isinstance(model, serving.OnnxModel)
     on_torch = serving.torch_model(serving.load_net(model_dir), model.device)
     x = np.random.default_rng(1).random((300, 1, 28, 28), dtype=np.float32)
-    for size in (1, 3, 300):  # each of torch's graphs, and one session per thread count
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            expected = serving.predict_fn(x[:size], on_torch)
-            assert np.allclose(serving.predict_fn(x[:size], model), expected, atol=1e-6)
+    was = torch.get_num_threads()
+    try:
+        for size in (1, 3, 300):  # each of torch's graphs, and one session per thread count
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                expected = serving.predict_fn(x[:size], on_torch)
+                assert np.allclose(serving.predict_fn(x[:size], model), expected, atol=1e-6)
+    finally:
+        torch.set_num_threads(was)
     assert sorted(model._sessions) == [1, 2]
 
 
