@@ -200,8 +200,8 @@ def model_fn(model_dir, device=None):
     model = onnx_model(net) if device.type == "cpu" else None
     if model is None:
         model = torch_model(net.to(device), device)
-    # Must run; twice through each graph, so TorchScript has profiled and optimized both
-    # before the first request.
+    # Must run. On torch, twice through each graph, so that TorchScript has profiled and
+    # optimized both before the first request.
     for size in (1, 1, model.SMALL_BATCH + 1, model.SMALL_BATCH + 1):
         predict_fn(np.zeros((size, 1, IMAGE_SIZE, IMAGE_SIZE), np.float32), model)
     return model
