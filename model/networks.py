@@ -3,6 +3,7 @@
 A checkpoint stores ``asdict(config)`` beside the weights, so a loader calls
 ``build_model(NetConfig(**checkpoint["config"]))`` and repeats no constant.
 """
+
 import copy
 from dataclasses import dataclass, field
 
@@ -73,19 +74,26 @@ def config_problems(config):
         problems.append(f"dropout must be at least 0 and below 1, not {config.dropout}")
     k = config.kernel_size
     if config.arch == "baseline":
-        largest = max(s for s in range(1, config.image_size + 1)
-                      if _baseline_feature_size(config.image_size, s) >= 1)
+        largest = max(
+            s
+            for s in range(1, config.image_size + 1)
+            if _baseline_feature_size(config.image_size, s) >= 1
+        )
         if not 1 <= k <= largest:
-            problems.append(f"kernel_size {k} leaves no pixels for the baseline model: "
-                            f"use an integer from 1 to {largest}")
+            problems.append(
+                f"kernel_size {k} leaves no pixels for the baseline model: "
+                f"use an integer from 1 to {largest}"
+            )
     elif config.arch == "bncnn":
         if k not in (1, 3, 5, 7):
             problems.append(f"kernel_size for the bncnn model must be 1, 3, 5 or 7, not {k}")
     elif config.arch == "examples":
         largest = (config.image_size - 2) // 2 + 1
         if not 1 <= k <= largest:
-            problems.append(f"kernel_size {k} leaves no pixels for the examples model: "
-                            f"use an integer from 1 to {largest}")
+            problems.append(
+                f"kernel_size {k} leaves no pixels for the examples model: "
+                f"use an integer from 1 to {largest}"
+            )
     return problems
 
 
@@ -163,11 +171,16 @@ class BNCNN(nn.Module):
         self.norm = Normalize()
         self.features = nn.Sequential(
             nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False),
-            nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(3, 2, 1),
-            nn.BatchNorm2d(2 * c), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=False), nn.MaxPool2d(3, 2, 1),
-            nn.BatchNorm2d(4 * c), nn.ReLU(inplace=True),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False),
+            nn.MaxPool2d(3, 2, 1),
+            nn.BatchNorm2d(2 * c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=False),
+            nn.MaxPool2d(3, 2, 1),
+            nn.BatchNorm2d(4 * c),
+            nn.ReLU(inplace=True),
         )
         side = -(-config.image_size // 8)
         self.dropout = nn.Dropout(config.dropout)
@@ -203,8 +216,16 @@ def _fold_batch_norm(conv, norm, across_pool):
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     if not isinstance(conv, nn.Conv2d) or across_pool and not bool((scale > 0).all()):
         return None
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                      conv.padding, conv.dilation, conv.groups, bias=True)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+    )
     fused.weight.copy_(conv.weight * scale[:, None, None, None])
     bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
     fused.bias.copy_((bias - norm.running_mean) * scale + norm.bias)

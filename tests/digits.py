@@ -1,4 +1,5 @@
 """Hand-drawn digits made with PIL: pen strokes on paper, at any size and stroke width."""
+
 import io
 
 from PIL import Image, ImageDraw
@@ -10,7 +11,10 @@ STROKES = {
     2: [("arc", (0.1, 0.0, 0.9, 0.6), 180, 360), ("line", [(0.9, 0.3), (0.1, 1.0), (0.95, 1.0)])],
     3: [("arc", (0.15, 0.0, 0.85, 0.5), 200, 450), ("arc", (0.1, 0.5, 0.9, 1.0), 270, 520)],
     4: [("line", [(0.6, 0.0), (0.05, 0.65), (0.95, 0.65)]), ("line", [(0.7, 0.3), (0.7, 1.0)])],
-    5: [("line", [(0.85, 0.0), (0.2, 0.0), (0.15, 0.45)]), ("arc", (0.1, 0.35, 0.9, 1.0), 220, 500)],
+    5: [
+        ("line", [(0.85, 0.0), (0.2, 0.0), (0.15, 0.45)]),
+        ("arc", (0.1, 0.35, 0.9, 1.0), 220, 500),
+    ],
     6: [("arc", (0.1, 0.0, 1.3, 1.4), 180, 260), ("ellipse", (0.1, 0.45, 0.85, 1.0))],
     7: [("line", [(0.05, 0.0), (0.95, 0.0), (0.35, 1.0)])],
     8: [("ellipse", (0.2, 0.0, 0.8, 0.48)), ("ellipse", (0.12, 0.48, 0.88, 1.0))],
@@ -49,5 +53,8 @@ def encode(image, fmt):
 
 
 # A small sketch, a thick marker on a phone-photo-sized page, a thin pencil on grey paper.
-VARIANTS = [dict(size=(64, 80), width=6), dict(size=(600, 800), width=40),
-            dict(size=(400, 520), width=8, ink=90, paper=190, margin=0.3)]
+VARIANTS = [
+    dict(size=(64, 80), width=6),
+    dict(size=(600, 800), width=40),
+    dict(size=(400, 520), width=8, ink=90, paper=190, margin=0.3),
+]

@@ -1,5 +1,6 @@
 """Hypothesis strategies for malformed /invocations requests, across every media type: each
 one drawn here must be answered with a 4xx that names the problem."""
+
 import functools
 import io
 import json
@@ -11,19 +12,42 @@ import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
 
-MEDIA_TYPES = ["application/json", "application/jsonlines", "text/csv", "application/x-npy",
-               "application/x-npz", "image/png", "image/jpeg", "application/x-image"]
+MEDIA_TYPES = [
+    "application/json",
+    "application/jsonlines",
+    "text/csv",
+    "application/x-npy",
+    "application/x-npz",
+    "image/png",
+    "image/jpeg",
+    "application/x-image",
+]
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
 content_types = st.one_of(
     st.sampled_from(MEDIA_TYPES),
-    st.sampled_from(["", "text/plain", "application/octet-stream", "image/gif", "text/html",
-                     "multipart/form-data", "application/json; charset=utf-16",
-                     "application/x-npy; x=1"]),
-    header_text)
+    st.sampled_from(
+        [
+            "",
+            "text/plain",
+            "application/octet-stream",
+            "image/gif",
+            "text/html",
+            "multipart/form-data",
+            "application/json; charset=utf-16",
+            "application/x-npy; x=1",
+        ]
+    ),
+    header_text,
+)
 # Mostly an Accept the server serves, so that the body itself is what gets judged.
-accepts = st.one_of(st.none(), st.none(), st.sampled_from(
-    ["application/json", "*/*", "text/csv", "application/x-npy", "application/jsonlines"]),
-    header_text)
+accepts = st.one_of(
+    st.none(),
+    st.none(),
+    st.sampled_from(
+        ["application/json", "*/*", "text/csv", "application/x-npy", "application/jsonlines"]
+    ),
+    header_text,
+)
 
 
 def npy(array):
@@ -50,9 +74,16 @@ def png_claiming(width, height):
     chunk = b"IHDR" + ihdr
     data = zlib.compress(b"\x00" * 16)
     idat = b"IDAT" + data
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", len(data)) + idat
-            + struct.pack(">I", zlib.crc32(idat)) + b"\x00\x00\x00\x00IEND\xaeB`\x82")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", len(data))
+        + idat
+        + struct.pack(">I", zlib.crc32(idat))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
 
 
 def npy_claiming(shape):
@@ -65,16 +96,24 @@ def npy_claiming(shape):
 @st.composite
 def truncated(draw):
     """A valid npy, PNG or JPEG cut short."""
-    body, media = draw(st.sampled_from([(GOOD_NPY, "application/x-npy"), (PNG, "image/png"),
-                                        (JPEG, "image/jpeg"), (PNG, "application/x-image")]))
-    return media, body[:draw(st.integers(1, len(body) - 1))]
+    body, media = draw(
+        st.sampled_from(
+            [
+                (GOOD_NPY, "application/x-npy"),
+                (PNG, "image/png"),
+                (JPEG, "image/jpeg"),
+                (PNG, "application/x-image"),
+            ]
+        )
+    )
+    return media, body[: draw(st.integers(1, len(body) - 1))]
 
 
 def allowed(shape):
     """The shapes the server takes: (28,28), (784,), (N,784), (N,28,28), (N,1,28,28)."""
-    return (shape in ((28, 28), (784,))
-            or (len(shape) >= 2 and shape[0] >= 1
-                and shape[1:] in ((784,), (28, 28), (1, 28, 28))))
+    return shape in ((28, 28), (784,)) or (
+        len(shape) >= 2 and shape[0] >= 1 and shape[1:] in ((784,), (28, 28), (1, 28, 28))
+    )
 
 
 @st.composite
@@ -89,8 +128,9 @@ def wrong_shape(draw):
         return "application/x-npy", npy(array)
     if kind == "json":
         return "application/json", json.dumps(array.tolist()).encode()
-    rows = array.reshape(1, -1) if array.ndim < 2 or array.size == 0 else \
-        array.reshape(len(array), -1)
+    rows = (
+        array.reshape(1, -1) if array.ndim < 2 or array.size == 0 else array.reshape(len(array), -1)
+    )
     rows = rows[:, :783]  # never 784 values a row
     return "text/csv", "\n".join(",".join("0" for _ in row) for row in rows).encode() or b","
 
@@ -128,8 +168,9 @@ def not_finite(draw):
 def out_of_range(draw):
     array = np.zeros((28, 28))
     array[3, 4] = draw(st.sampled_from([-1.0, 255.5, 256.0, 1e6, -1e9]))
-    return draw(st.sampled_from(["application/json", "application/jsonlines"])), \
-        json.dumps(array.tolist()).encode()
+    return draw(st.sampled_from(["application/json", "application/jsonlines"])), json.dumps(
+        array.tolist()
+    ).encode()
 
 
 @functools.cache
@@ -139,12 +180,14 @@ def npz_bomb():
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
     header += " " * (118 - len(header)) + "\n"
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        with archive.open("instances.npy", "w", force_zip64=True) as member:
-            member.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
-            chunk = b"\0" * 2**20
-            for _ in range(shape[0] * shape[1] * 4 // len(chunk)):
-                member.write(chunk)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("instances.npy", "w", force_zip64=True) as member,
+    ):
+        member.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        chunk = b"\0" * 2**20
+        for _ in range(shape[0] * shape[1] * 4 // len(chunk)):
+            member.write(chunk)
     return buffer.getvalue()
 
 
@@ -154,8 +197,7 @@ def huge_dimensions(draw):
         return "application/x-npz", npz_bomb()
     if draw(st.booleans()):
         side = draw(st.integers(20_000, 2_000_000))
-        return draw(st.sampled_from(["image/png", "application/x-image"])), \
-            png_claiming(side, side)
+        return draw(st.sampled_from(["image/png", "application/x-image"])), png_claiming(side, side)
     shape = draw(st.sampled_from([(10**9, 784), (2**31, 28, 28), (10**6, 10**6), (10**12,)]))
     return "application/x-npy", npy_claiming(shape)
 
@@ -163,8 +205,9 @@ def huge_dimensions(draw):
 @st.composite
 def deep_json(draw):
     depth = draw(st.integers(100, 200_000))
-    return draw(st.sampled_from(["application/json", "application/jsonlines"])), \
-        b"[" * depth + b"]" * depth
+    return draw(
+        st.sampled_from(["application/json", "application/jsonlines"])
+    ), b"[" * depth + b"]" * depth
 
 
 @st.composite
@@ -189,11 +232,23 @@ class Body(bytes):
 def bodies(payload_limit_bytes):
     """(Content-Type, body) pairs, each of which deserves a 4xx."""
     empty = st.tuples(st.sampled_from(MEDIA_TYPES), st.just(b""))
-    oversize = st.tuples(st.sampled_from(MEDIA_TYPES), st.integers(1, 3).map(
-        lambda k: b"0" * (payload_limit_bytes * (k + 1) // 2 + 1024)))
-    return st.one_of(random_bytes(), truncated(), wrong_shape(), wrong_dtype(), not_finite(),
-                     out_of_range(), huge_dimensions(), deep_json(), empty, oversize,
-                     wrong_content_type())
+    oversize = st.tuples(
+        st.sampled_from(MEDIA_TYPES),
+        st.integers(1, 3).map(lambda k: b"0" * (payload_limit_bytes * (k + 1) // 2 + 1024)),
+    )
+    return st.one_of(
+        random_bytes(),
+        truncated(),
+        wrong_shape(),
+        wrong_dtype(),
+        not_finite(),
+        out_of_range(),
+        huge_dimensions(),
+        deep_json(),
+        empty,
+        oversize,
+        wrong_content_type(),
+    )
 
 
 @st.composite

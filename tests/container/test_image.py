@@ -1,4 +1,5 @@
 """`docker run IMAGE train` and `docker run IMAGE serve`, as SageMaker runs them."""
+
 import json
 import os
 import subprocess
@@ -8,13 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from local_test.bench_serve import npy
 from local_test.opt_ml import make_opt_ml
-from tests.conftest import failed, load_state_dict_model, read
-from tests.container.conftest import (STOP_GRACE_S, Endpoint, docker, remove, run_train,
-                                     train_argv, unique)
+from local_test.server import npy, request
+from tests.container.helpers import (
+    STOP_GRACE_S,
+    Endpoint,
+    docker,
+    remove,
+    run_train,
+    train_argv,
+    unique,
+)
 from tests.digits import draw_digit, encode
-from tests.serving.conftest import request
+from tests.helpers import failed, load_state_dict_model, read
+
 
 def test_train_writes_the_model_and_the_success_file(trained):
     base, log = trained
@@ -29,26 +37,47 @@ def test_train_writes_the_model_and_the_success_file(trained):
 
 
 def test_bad_hyperparameter_fails_the_job_with_its_reason(image, tiny_channel, tmp_path):
-    base = make_opt_ml(tmp_path, {"dropout": "1.5"}, {"training": tiny_channel},
-                       hosts=("algo-1",), copy=True)
+    base = make_opt_ml(
+        tmp_path, {"dropout": "1.5"}, {"training": tiny_channel}, hosts=("algo-1",), copy=True
+    )
     code, log = run_train(image, base, unique("bad"))
     assert "hyperparameter dropout: '1.5' is out of range" in failed(base, code), log
 
 
 def test_docker_stop_checkpoints_in_time_and_the_rerun_ends_with_the_same_model(
-        image, tiny_channel, tmp_path):
-    hyperparameters = {"epochs": 2, "log_interval": 10, "seed": 3, "hidden_channels": 8,
-                       "augment": "true"}
-    whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel},
-                        hosts=("algo-1",), copy=True)
+    image, tiny_channel, tmp_path
+):
+    hyperparameters = {
+        "epochs": 2,
+        "log_interval": 10,
+        "seed": 3,
+        "hidden_channels": 8,
+        "augment": "true",
+    }
+    whole = make_opt_ml(
+        tmp_path / "whole",
+        hyperparameters,
+        {"training": tiny_channel},
+        hosts=("algo-1",),
+        copy=True,
+    )
     code, log = run_train(image, whole, unique("whole"))
     assert code == 0, log
 
-    stopped = make_opt_ml(tmp_path / "stopped", hyperparameters, {"training": tiny_channel},
-                          hosts=("algo-1",), copy=True)
+    stopped = make_opt_ml(
+        tmp_path / "stopped",
+        hyperparameters,
+        {"training": tiny_channel},
+        hosts=("algo-1",),
+        copy=True,
+    )
     container = unique("stopped")
-    process = subprocess.Popen(train_argv(image, stopped, container), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        train_argv(image, stopped, container),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         for line in process.stdout:  # stop in the second epoch, mid-way
@@ -91,12 +120,15 @@ def test_serve_answers_ping_execution_parameters_and_predicts_json_npy_and_png(e
     status, _, body = request(endpoint.url + "/ping")
     assert status == 200 and json.loads(body)["status"] == "Healthy"
     status, _, body = request(endpoint.url + "/execution-parameters")
-    assert status == 200 and json.loads(body) == {"MaxConcurrentTransforms": os.cpu_count(),
-                                                  "MaxPayloadInMB": 6}
+    assert status == 200 and json.loads(body) == {
+        "MaxConcurrentTransforms": os.cpu_count(),
+        "MaxPayloadInMB": 6,
+    }
     x, y = mnist["x_test"][:20], mnist["y_test"][:20]
 
-    status, _, body = endpoint.invoke(json.dumps(x.tolist()).encode(),
-                                      {"Content-Type": "application/json"})
+    status, _, body = endpoint.invoke(
+        json.dumps(x.tolist()).encode(), {"Content-Type": "application/json"}
+    )
     assert status == 200, body
     labels = [p["label"] for p in json.loads(body)["predictions"]]
     assert np.mean(np.array(labels) == y) >= 0.85
@@ -126,11 +158,16 @@ def test_serve_stops_at_once_on_docker_stop(endpoint):
 def test_corrupt_channel_fails_the_job_naming_the_file(image, tmp_path):
     channel = tmp_path / "channel"
     channel.mkdir()
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         (channel / name).write_bytes(b"\x1f\x8b\x08 this is not gzip data")
-    base = make_opt_ml(tmp_path / "opt_ml", {"epochs": 1}, {"training": str(channel)},
-                       hosts=("algo-1",), copy=True)
+    base = make_opt_ml(
+        tmp_path / "opt_ml", {"epochs": 1}, {"training": str(channel)}, hosts=("algo-1",), copy=True
+    )
     code, log = run_train(image, base, unique("corrupt"))
     reason = failed(base, code)
     assert "idx" in reason and "ubyte.gz" in reason, reason + log[-2000:]

@@ -1,5 +1,6 @@
 """The image through the real SageMaker Python SDK in local mode (Docker and docker-compose):
 training on one and two instances, deploy and predict with each serializer, batch transform."""
+
 import os
 import tarfile
 import urllib.parse
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from local_test import jobs
-from tests.container.conftest import docker
+from tests.container.helpers import docker
 
 HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "batch_size": 32, "log_interval": 50}
 
@@ -19,8 +20,15 @@ def sess():
 
 
 def train(sess, image, channel, tmp_path, instances):
-    est = jobs.estimator(sess, image, jobs.LOCAL_ROLE, jobs.local_instance_type(), instances,
-                         HYPERPARAMETERS, jobs.uri(str(tmp_path)))
+    est = jobs.estimator(
+        sess,
+        image,
+        jobs.LOCAL_ROLE,
+        jobs.local_instance_type(),
+        instances,
+        HYPERPARAMETERS,
+        jobs.uri(str(tmp_path)),
+    )
     est.fit({"training": jobs.uri(channel)})
     return est.model_data
 
@@ -43,12 +51,14 @@ def test_local_training_on_one_instance(one_instance):
 
 
 def test_local_training_on_two_instances_gives_one_model_as_accurate(
-        sess, image, tiny_channel, tmp_path, one_instance, capfd):
+    sess, image, tiny_channel, tmp_path, one_instance, capfd
+):
     model_data = train(sess, image, tiny_channel, tmp_path, 2)
     log = capfd.readouterr().out
     for host in ("algo-1", "algo-2"):  # both containers trained and finished
-        assert any(host in line and "Reporting training SUCCESS" in line
-                   for line in log.splitlines()), log[-3000:]
+        assert any(
+            host in line and "Reporting training SUCCESS" in line for line in log.splitlines()
+        ), log[-3000:]
     assert "Training bncnn on 2 process(es)" in log
     # Rank 0 alone writes: the archive holds one model, trained by both.
     assert members(model_data) == ["metrics.json", "model.pt", "model.pth"]
@@ -62,10 +72,11 @@ def running_containers(image):
 
 
 def test_local_deploy_and_predict_with_each_serializer(sess, image, one_instance, mnist):
-    model_data, metrics = one_instance
+    model_data, _metrics = one_instance
     x, y = mnist["x_test"][:200], mnist["y_test"][:200]
     predictor = jobs.model(sess, image, jobs.LOCAL_ROLE, model_data).deploy(
-        initial_instance_count=1, instance_type=jobs.local_instance_type())
+        initial_instance_count=1, instance_type=jobs.local_instance_type()
+    )
     try:
         labels = {}
         for kind, count in (("json", 200), ("npy", 200), ("png", 5)):
@@ -84,13 +95,17 @@ def test_local_batch_transform(sess, image, one_instance, mnist, tmp_path, conte
     x, y = mnist["x_test"][:1000], mnist["y_test"][:1000]
     os.makedirs(tmp_path / "input")
     if content_type == "text/csv":
-        np.savetxt(tmp_path / "input" / "test.csv", x.reshape(len(x), -1), fmt="%d",
-                   delimiter=",")
+        np.savetxt(tmp_path / "input" / "test.csv", x.reshape(len(x), -1), fmt="%d", delimiter=",")
     else:
         jobs.write_jsonlines(x, tmp_path / "input" / "test.jsonl")
     mdl = jobs.model(sess, image, jobs.LOCAL_ROLE, model_data)
-    jobs.transform(mdl, jobs.uri(str(tmp_path / "input")), jobs.uri(str(tmp_path / "output")),
-                   jobs.local_instance_type(), content_type=content_type)
+    jobs.transform(
+        mdl,
+        jobs.uri(str(tmp_path / "input")),
+        jobs.uri(str(tmp_path / "output")),
+        jobs.local_instance_type(),
+        content_type=content_type,
+    )
     labels = jobs.read_transform_output(tmp_path / "output")
     assert len(labels) == len(y)
     assert np.mean(np.array(labels) == y) > 0.85

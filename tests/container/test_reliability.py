@@ -1,6 +1,7 @@
 """Reliability of the running container: a storm of malformed requests, workers killed under
 load, a steady load, and what the image's layers hold. Sizes are quick here; `make soak` sets
 FUZZ_EXAMPLES=10000 and LOAD_SECONDS=60 and prints the figures."""
+
 import json
 import os
 import threading
@@ -9,9 +10,9 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from local_test.bench_serve import load
-from tests.container.conftest import Endpoint, docker
+from local_test.load import load
 from tests.container.fuzz import PNG, bad_requests
+from tests.container.helpers import Endpoint, docker
 from tests.digits import draw_digit, encode
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
@@ -23,9 +24,12 @@ TIMEOUT_S = 20  # SAGEMAKER_MODEL_SERVER_TIMEOUT of these endpoints
 @pytest.fixture(scope="module")
 def endpoint(image, trained):
     base, _ = trained
-    server = Endpoint(image, os.path.join(base, "model"),
-                      SAGEMAKER_MAX_PAYLOAD_IN_MB=PAYLOAD_LIMIT_MB,
-                      SAGEMAKER_MODEL_SERVER_TIMEOUT=TIMEOUT_S)
+    server = Endpoint(
+        image,
+        os.path.join(base, "model"),
+        SAGEMAKER_MAX_PAYLOAD_IN_MB=PAYLOAD_LIMIT_MB,
+        SAGEMAKER_MODEL_SERVER_TIMEOUT=TIMEOUT_S,
+    )
     try:
         server.wait_healthy()
         yield server
@@ -46,8 +50,9 @@ def warm_up(server, requests=200):
 def storm(server, examples, answers):
     """``examples`` malformed requests drawn by hypothesis; each must get a 4xx with a message."""
 
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(bad_requests(PAYLOAD_LIMIT_MB * 1024 * 1024))
     def one(request):
         headers, body = request
@@ -73,9 +78,11 @@ def test_a_storm_of_malformed_requests_gets_only_4xx_and_harms_nothing(endpoint)
     took = time.monotonic() - started
     warm_up(endpoint)
     rss_after = endpoint.rss_mb()
-    print(f"\n{sum(answers.values())} malformed requests ({FUZZ_EXAMPLES} measured, in "
-          f"{took:.0f} s): {dict(sorted(answers.items()))}; resident memory "
-          f"{rss_before:.0f} MB before, {rss_after:.0f} MB after")
+    print(
+        f"\n{sum(answers.values())} malformed requests ({FUZZ_EXAMPLES} measured, in "
+        f"{took:.0f} s): {dict(sorted(answers.items()))}; resident memory "
+        f"{rss_before:.0f} MB before, {rss_after:.0f} MB after"
+    )
     assert endpoint.worker_pids() == workers, "a worker died"
     assert endpoint.ping() == 200
     assert rss_after < rss_before * 1.05, (rss_before, rss_after)
@@ -120,8 +127,10 @@ def test_killed_workers_come_back_and_no_request_hangs(endpoint):
     assert new_workers and not set(new_workers) & set(workers)
     slowest = max(seconds for _, seconds in results)
     failed = [status for status, _ in results if status != 200]
-    print(f"\n{len(results)} requests while the workers were killed: {len(failed)} not 200 "
-          f"({sorted(set(map(str, failed)))}), slowest {slowest:.1f} s")
+    print(
+        f"\n{len(results)} requests while the workers were killed: {len(failed)} not 200 "
+        f"({sorted(set(map(str, failed)))}), slowest {slowest:.1f} s"
+    )
     assert slowest < TIMEOUT_S + 5, "a request hung past the timeout"
     assert all(isinstance(s, int) and (s == 200 or s >= 500) for s in failed)
     assert predicts_a_seven(endpoint)
@@ -142,10 +151,12 @@ def test_steady_load_has_no_errors_and_memory_settles(endpoint):
     result = load(port, body, "application/json", 16, LOAD_SECONDS)
     sampler.join()
     settled = samples[min(9, len(samples) // 3)]
-    print(f"\n{LOAD_SECONDS:.0f} s at concurrency 16: {result['requests']} requests, "
-          f"{result['rps']:.0f}/s, p99 {result['p99_ms']:.1f} ms, {result['errors']} errors; "
-          f"resident memory {settled:.0f} MB after {min(10, len(samples) // 3 + 1)} s, "
-          f"{samples[-1]:.0f} MB at the end")
+    print(
+        f"\n{LOAD_SECONDS:.0f} s at concurrency 16: {result['requests']} requests, "
+        f"{result['rps']:.0f}/s, p99 {result['p99_ms']:.1f} ms, {result['errors']} errors; "
+        f"resident memory {settled:.0f} MB after {min(10, len(samples) // 3 + 1)} s, "
+        f"{samples[-1]:.0f} MB at the end"
+    )
     assert result["errors"] == 0
     assert samples[-1] <= settled * 1.05
 
@@ -155,9 +166,15 @@ def test_no_credentials_or_build_time_files_in_any_layer(image):
     assert "BEGIN CERTIFICATE" not in history and "PRIVATE KEY" not in history
     assert "AWS_SECRET" not in history and "PASSWORD" not in history.upper()
     # The build's CA bundle and wheelhouse were mounted, never copied: no such paths remain.
-    leftover = docker("run", "--rm", "--entrypoint", "sh", image, "-c",
-                      "ls -d /run/secrets/* /wheelhouse /tmp/requirements.txt /root/.cache/pip "
-                      "2>/dev/null; true").stdout
+    leftover = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "ls -d /run/secrets/* /wheelhouse /tmp/requirements.txt /root/.cache/pip 2>/dev/null; true",
+    ).stdout
     assert leftover.strip() == ""
     env = docker("image", "inspect", "--format", "{{json .Config.Env}}", image).stdout
     assert "PIP_CERT" not in env and "SECRET" not in env.upper()

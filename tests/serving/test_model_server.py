@@ -1,4 +1,5 @@
 """The real multi-model-server, started by `python -m container serve`, over HTTP."""
+
 import io
 import json
 import os
@@ -9,15 +10,20 @@ import time
 import numpy as np
 import pytest
 
-from container import serving
-from local_test.bench_serve import npy, start_server, stop_server
-from local_test.opt_ml import free_port
+from container.serving.hooks import model_fn, predict_fn
+from container.serving.pixels import to_batch
+from local_test.server import LocalServer, free_port, npy, request
 from tests.container.fuzz import npz_bomb
 from tests.digits import VARIANTS, draw_digit, encode
-from tests.serving.conftest import PAYLOAD_LIMIT_MB, Server, processes_naming, request
+from tests.helpers import PAYLOAD_LIMIT_MB
 
-JSON, NPY, NPZ, CSV, JSONL = ("application/json", "application/x-npy", "application/x-npz",
-                              "text/csv", "application/jsonlines")
+JSON, NPY, NPZ, CSV, JSONL = (
+    "application/json",
+    "application/x-npy",
+    "application/x-npz",
+    "text/csv",
+    "application/jsonlines",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +45,10 @@ def test_execution_parameters_tell_batch_transform_to_keep_every_worker_busy(ser
     status, headers, body = request(server.url + "/execution-parameters")
     assert status == 200 and headers["content-type"] == JSON
     workers = len(os.sched_getaffinity(0))  # the default: a worker per core
-    assert json.loads(body) == {"MaxConcurrentTransforms": workers,
-                                "MaxPayloadInMB": PAYLOAD_LIMIT_MB}
+    assert json.loads(body) == {
+        "MaxConcurrentTransforms": workers,
+        "MaxPayloadInMB": PAYLOAD_LIMIT_MB,
+    }
     status, headers, body = request(server.url + "/execution-parameters", b"{}", method="POST")
     assert status == 405 and headers["Allow"] == "GET"
     assert json.loads(body) == {"message": "/execution-parameters answers GET only"}
@@ -51,24 +59,27 @@ def test_npy_shapes(server, images, shape):
     x, y = images
     n = 1 if shape in ((28, 28), (784,)) else 3
     array = x[:n].reshape(shape)
-    status, headers, body = server.invoke(npy(array), NPY)
+    status, _headers, body = server.invoke(npy(array), NPY)
     assert status == 200, body
     assert labels_of(body) == list(y[:n])
 
 
-@pytest.mark.parametrize("make", [
-    lambda x: x[0].tolist(),                                 # one image, 28x28
-    lambda x: x[0].reshape(-1).tolist(),                     # one image, 784 numbers
-    lambda x: (x[:3] / 255.0).tolist(),                      # a list, 0-1 scale
-    lambda x: {"instances": x[:3].reshape(3, -1).tolist()},  # SageMaker / TF-Serving
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x[0].tolist(),  # one image, 28x28
+        lambda x: x[0].reshape(-1).tolist(),  # one image, 784 numbers
+        lambda x: (x[:3] / 255.0).tolist(),  # a list, 0-1 scale
+        lambda x: {"instances": x[:3].reshape(3, -1).tolist()},  # SageMaker / TF-Serving
+    ],
+)
 def test_json_forms(server, images, make):
     x, y = images
     status, headers, body = server.invoke(json.dumps(make(x)).encode(), JSON)
     assert status == 200, body
     assert headers["content-type"].startswith(JSON)
     predictions = json.loads(body)["predictions"]
-    assert [p["label"] for p in predictions] == list(y[:len(predictions)])
+    assert [p["label"] for p in predictions] == list(y[: len(predictions)])
     for p in predictions:
         assert len(p["probabilities"]) == 10 and abs(sum(p["probabilities"]) - 1) < 1e-3
         assert p["confidence"] == max(p["probabilities"])
@@ -105,13 +116,14 @@ def test_every_response_type(server, images):
     assert status == 200 and headers["content-type"].startswith(JSON)
 
 
-def test_a_batch_of_official_test_images_keeps_the_models_accuracy(server, images,
-                                                                     trained_model_dir):
+def test_a_batch_of_official_test_images_keeps_the_models_accuracy(
+    server, images, trained_model_dir
+):
     x, y = images
     status, _, answer = server.invoke(npy(x), NPY, accept=NPY)
     assert status == 200
     served = np.load(io.BytesIO(answer)).argmax(1)
-    local = serving.predict_fn(serving.to_batch(x), serving.model_fn(trained_model_dir))
+    local = predict_fn(to_batch(x), model_fn(trained_model_dir))
     assert (served == local.argmax(1)).all()  # the same predictions as the model in-process
     assert (served == y).mean() >= 0.98
 
@@ -133,8 +145,10 @@ def test_an_answer_longer_than_the_servers_default_limit(server, images):
     assert "Worker died" not in server.output()
 
 
-@pytest.mark.parametrize("fmt,content_type", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
-                                              ("PNG", "application/x-image")])
+@pytest.mark.parametrize(
+    "fmt,content_type",
+    [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("PNG", "application/x-image")],
+)
 def test_hand_drawn_digits_are_read_right(server, fmt, content_type):
     wrong = []
     for digit in range(10):
@@ -153,28 +167,32 @@ def error_of(answer):
     return status, json.loads(body)
 
 
-@pytest.mark.parametrize("body,content_type,accept,status,words", [
-    (b"", JSON, None, 400, "empty body"),
-    (b"[[1, 2], [3]", JSON, None, 400, "not valid JSON"),
-    (b"[[1, 2], [3]]", JSON, None, 400, "not an array of real numbers"),
-    (json.dumps([[0.5] * 27] * 28).encode(), JSON, None, 400, "has shape (28, 27)"),
-    (b"[" * 100000 + b"]" * 100000, JSON, None, 400, "not valid JSON"),
-    (npy(np.full((28, 28), np.nan)), NPY, None, 400, "NaN or infinity"),
-    (json.dumps([[float("inf")] * 28] * 28).encode(), JSON, None, 400, "NaN or infinity"),
-    (npy(np.full((2, 784), 300.0)), NPY, None, 400, "pixels must lie in 0-1 or 0-255"),
-    (npy(np.array(["a", "b"])), NPY, None, 400, "not an array of real numbers"),
-    (npy(np.ones((28, 28), np.complex64)), NPY, None, 400, "not an array of real numbers"),
-    (b"\x93NUMPY garbage", NPY, None, 400, "not a readable .npy"),
-    (npz_bomb(), NPZ, None, 413, "expands to 282067073 bytes"),
-    (b"1,2,3\n", CSV, None, 400, "each row must be one image of 784 values"),
-    (b"\x89PNG\r\n\x1a\n truncated", "image/png", None, 400, "not a readable PNG or JPEG"),
-    (encode(draw_digit(1).point(lambda _: 235), "PNG"), "image/png", None, 400, "no digit"),
-    (b"hello", "text/plain", None, 415, "text/plain is not supported"),
-    (b"[0]", None, None, 415, "is not supported"),
-    (npy(np.zeros((28, 28))), NPY, "image/png", 406, "names no supported response type"),
-])
-def test_bad_requests_get_a_4xx_that_names_the_problem(server, body, content_type, accept,
-                                                       status, words):
+@pytest.mark.parametrize(
+    "body,content_type,accept,status,words",
+    [
+        (b"", JSON, None, 400, "empty body"),
+        (b"[[1, 2], [3]", JSON, None, 400, "not valid JSON"),
+        (b"[[1, 2], [3]]", JSON, None, 400, "not an array of real numbers"),
+        (json.dumps([[0.5] * 27] * 28).encode(), JSON, None, 400, "has shape (28, 27)"),
+        (b"[" * 100000 + b"]" * 100000, JSON, None, 400, "not valid JSON"),
+        (npy(np.full((28, 28), np.nan)), NPY, None, 400, "NaN or infinity"),
+        (json.dumps([[float("inf")] * 28] * 28).encode(), JSON, None, 400, "NaN or infinity"),
+        (npy(np.full((2, 784), 300.0)), NPY, None, 400, "pixels must lie in 0-1 or 0-255"),
+        (npy(np.array(["a", "b"])), NPY, None, 400, "not an array of real numbers"),
+        (npy(np.ones((28, 28), np.complex64)), NPY, None, 400, "not an array of real numbers"),
+        (b"\x93NUMPY garbage", NPY, None, 400, "not a readable .npy"),
+        (npz_bomb(), NPZ, None, 413, "expands to 282067073 bytes"),
+        (b"1,2,3\n", CSV, None, 400, "each row must be one image of 784 values"),
+        (b"\x89PNG\r\n\x1a\n truncated", "image/png", None, 400, "not a readable PNG or JPEG"),
+        (encode(draw_digit(1).point(lambda _: 235), "PNG"), "image/png", None, 400, "no digit"),
+        (b"hello", "text/plain", None, 415, "text/plain is not supported"),
+        (b"[0]", None, None, 415, "is not supported"),
+        (npy(np.zeros((28, 28))), NPY, "image/png", 406, "names no supported response type"),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_names_the_problem(
+    server, body, content_type, accept, status, words
+):
     answer_status, answer = error_of(server.invoke(body, content_type, accept))
     assert answer_status == status and answer["status"] == status
     assert words in answer["error"], answer
@@ -202,7 +220,7 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
     broken = tmp_path / "broken_model"
     broken.mkdir()
     (broken / "model.pth").write_bytes(b"not a checkpoint")
-    srv = Server(str(broken), tmp_path)
+    srv = LocalServer.serve(str(broken), tmp_path)
     try:
         deadline = time.monotonic() + 120
         while srv.process.poll() is None and time.monotonic() < deadline:
@@ -217,12 +235,12 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
 
 
 def test_ping_turns_healthy_after_the_model_loads(tmp_path, trained_model_dir):
-    srv = Server(trained_model_dir, tmp_path)
+    srv = LocalServer.serve(trained_model_dir, tmp_path)
     try:
         seconds = srv.wait_healthy()
         statuses = [s for _, s in srv.pings]
         assert statuses[-1] == 200 and set(statuses) <= {200, 503}
-        assert all(s == 200 for s in statuses[statuses.index(200):])
+        assert all(s == 200 for s in statuses[statuses.index(200) :])
         print(f"start to healthy /ping: {seconds:.1f} s; pings {srv.pings[:3]}...")
         assert srv.processes(), "the test cannot see the server's processes"
     finally:
@@ -243,18 +261,17 @@ def test_a_port_in_use_is_refused_at_once(tmp_path, trained_model_dir):
     with socket.socket() as holder:
         holder.bind(("0.0.0.0", port))
         holder.listen()
-        srv = Server(trained_model_dir, tmp_path, SAGEMAKER_BIND_TO_PORT=str(port))
+        srv = LocalServer.serve(trained_model_dir, tmp_path, SAGEMAKER_BIND_TO_PORT=str(port))
         assert wait_for_exit(srv) != 0
     assert f"cannot serve on port {port}: 0.0.0.0:{port} is in use" in srv.output()
     assert "SAGEMAKER_BIND_TO_PORT" in srv.output()
     assert not srv.processes()
 
 
-def test_a_model_server_that_dies_ends_serve_with_nothing_left_running(tmp_path,
-                                                                        trained_model_dir):
+def test_a_model_server_that_dies_ends_serve_with_nothing_left_running(tmp_path, trained_model_dir):
     """The JVM killed (the kernel's OOM killer, say): serve fails and ends the workers, which
     would otherwise go on holding the model's memory."""
-    srv = Server(trained_model_dir, tmp_path)
+    srv = LocalServer.serve(trained_model_dir, tmp_path)
     srv.wait_healthy()
     jvm = [pid for pid, argv in srv.processes().items() if os.path.basename(argv[0]) == "java"]
     assert len(jvm) == 1, srv.processes()
@@ -267,7 +284,7 @@ def test_a_model_server_that_dies_ends_serve_with_nothing_left_running(tmp_path,
 def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
     empty = tmp_path / "empty_model"
     empty.mkdir()
-    srv = Server(str(empty), tmp_path)
+    srv = LocalServer.serve(str(empty), tmp_path)
     try:
         assert srv.process.wait(timeout=60) != 0
         assert "holds neither model.pth nor model.pt" in srv.output()
@@ -275,16 +292,21 @@ def test_a_model_folder_without_a_model_is_refused_at_once(tmp_path):
         srv.close()
 
 
-def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, trained_model_dir,
-                                                                   images):
+def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(
+    tmp_path, trained_model_dir, images
+):
     """Two workers, one load (preload_model); no per-request lines and no log files unless
     SAGEMAKER_ACCESS_LOG=true turns the access log and the prediction-time metric on."""
     x, y = images
     for access_log in ("false", "true"):
         run_dir = tmp_path / access_log
         run_dir.mkdir()
-        srv = Server(trained_model_dir, run_dir, SAGEMAKER_MODEL_SERVER_WORKERS="2",
-                     SAGEMAKER_ACCESS_LOG=access_log)
+        srv = LocalServer.serve(
+            trained_model_dir,
+            run_dir,
+            SAGEMAKER_MODEL_SERVER_WORKERS="2",
+            SAGEMAKER_ACCESS_LOG=access_log,
+        )
         try:
             srv.wait_healthy()
             for _ in range(4):
@@ -297,28 +319,7 @@ def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(tmp_path, tra
             assert output.count("model loaded on cpu") == 1, output
             assert ('"POST /invocations HTTP/1.1" 200' in output) == (access_log == "true")
             assert ("PredictionTime" in output) == (access_log == "true")
-            written = [p for p in run_dir.rglob("*.log") if p != srv.log_path]
+            written = [p for p in run_dir.rglob("*.log") if str(p) != srv.log_path]
             assert not written, written
         finally:
             srv.close()
-
-
-def test_the_benchmark_floor_answers_and_stops_with_nothing_left_running(tmp_path, images):
-    """`make bench-serve` runs its trivial handler on `serve`'s settings. Stopping the
-    multi-model-server script alone leaves its JVM and Python workers running, so the
-    benchmark ends the server's whole process group."""
-    port = free_port()
-    server, _ = start_server(None, port, str(tmp_path), floor=True)
-    url = f"http://127.0.0.1:{port}/invocations"
-    x = images[0][:5]
-    try:
-        assert processes_naming(str(tmp_path))
-        one = request(url, json.dumps(x[0].tolist()).encode(), {"Content-Type": JSON},
-                      method="POST")
-        batch = request(url, npy(x), {"Content-Type": NPY}, method="POST")
-    finally:
-        stop_server(server)
-    brightest = x.reshape(5, -1).argmax(axis=1).tolist()
-    assert one[0] == 200 and json.loads(one[2]) == {"labels": brightest[:1]}
-    assert batch[0] == 200 and json.loads(batch[2]) == {"labels": brightest}
-    assert processes_naming(str(tmp_path)) == {}

@@ -1,0 +1,114 @@
+"""Trains the presets one after another through the image's `train` (no Docker) and prints a
+Markdown table: test accuracy after each epoch, time to 99.0%, training time, peak memory.
+
+    python -m benchmarks.bench_train --data data [--best]
+
+Times are seconds of training (the loop itself: no start-up, no evaluation), as metrics.json
+and history.json record them. One run per row: compare rows of the same run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+from benchmarks.reporting import write_report
+from local_test import ROOT
+from local_test.opt_ml import make_opt_ml, train_command
+
+RUNS = [
+    ("default (bncnn, 2 epochs)", {}),
+    ("fast: epochs=1", {"epochs": 1}),
+    ("baseline, original settings", {"model": "baseline"}),
+]
+# Wider, with augmentation, for longer: the settings the README gives for the best accuracy.
+BEST = (
+    "best: hidden_channels=32 augment=true epochs=30",
+    {"hidden_channels": 32, "augment": "true", "epochs": 30},
+)
+
+
+def bench(name, hyperparameters, data, work):
+    base = os.path.join(work, name.split(":")[0].split(" ")[0])
+    shutil.rmtree(base, ignore_errors=True)
+    channels = {c: os.path.join(data, c) for c in ("training", "testing")}
+    make_opt_ml(base, hyperparameters, channels)
+    argv, env = train_command(base)
+    print(f"== {name}", flush=True)
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    row = summarize(name, os.path.join(base, "model"), os.path.join(base, "output", "data"))
+    print(f"   {row}", flush=True)
+    return row
+
+
+def summarize(name, model_dir, output_data_dir):
+    """The row of one finished training run, from the metrics.json and history.json it wrote."""
+    with open(os.path.join(model_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(output_data_dir, "history.json")) as f:
+        epochs = json.load(f)["epochs"]
+    to_99, to_995 = (
+        next((e["train_seconds"] for e in epochs if e["test_accuracy"] >= target), None)
+        for target in (99.0, 99.5)
+    )
+    return {
+        "name": name,
+        "accuracy": [e["test_accuracy"] for e in epochs],
+        "to_99": to_99,
+        "to_995": to_995,
+        "seconds": metrics["train_seconds"],
+        "images_per_second": sum(e["images_per_second"] for e in epochs) / len(epochs),
+        "peak_mb": metrics["peak_memory_mb"],
+    }
+
+
+def table(rows, digits=1):
+    """Markdown rows of ``rows``; times to ``digits`` decimals."""
+    lines = [
+        (
+            "| run | test accuracy after each epoch (%) | time to 99.0% (s) "
+            "| time to 99.5% (s) | training (s) | images/s | peak memory (MB) |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        accuracy = ", ".join(f"{a:.2f}" for a in r["accuracy"])
+        to_99, to_995 = (
+            f"{t:.{digits}f}" if t is not None else "not reached"
+            for t in (r["to_99"], r.get("to_995"))
+        )
+        lines.append(
+            f"| {r['name']} | {accuracy} | {to_99} | {to_995} "
+            f"| {r['seconds']:.{digits}f} | {r['images_per_second']:.0f} "
+            f"| {r['peak_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--data", default="data", help="folder with training/ and testing/")
+    parser.add_argument("--work", default="build/bench_train", help="scratch /opt/ml trees")
+    parser.add_argument("--out", default="results/train_bench.md", help="Markdown table")
+    parser.add_argument("--best", action="store_true", help=f"also run '{BEST[0]}' (long)")
+    args = parser.parse_args()
+    rows = [bench(name, hp, args.data, args.work) for name, hp in RUNS + ([BEST] * args.best)]
+    import torch
+
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU'}"
+    )
+    report = f"Training benchmark on {machine}\n\n{table(rows)}\n"
+    write_report(args.out, report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""`serve`: multi-model-server with this image's handler, configured from the SAGEMAKER_*
+settings, and watched until it stops.
+
+What differs from the sagemaker-inference toolkit's start-up: a plugin (endpoints/) answers
+/ping truthfully (503 until a worker has loaded the model) and batch transform's
+GET /execution-parameters; a model that cannot load stops `serve` with the reason; a port in
+use is refused at once; the management API listens on loopback only; nothing from the model
+archive is installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from container.devices import has_gpu
+from container.files import MODEL_FILES
+from container.serving.parameters import (
+    ACCESS_LOG_LEVEL_ENV,
+    BIND_TO_PORT_ENV,
+    INSTALL_REQUIREMENTS_ENV,
+    LOAD_FAILURE_FILE_ENV,
+    MAX_ANSWER_BYTES_PER_IMAGE,
+    MAX_NPZ_ARRAY_BYTES,
+    MIN_IMAGE_BYTES,
+    WORKERS_ENV,
+    ServerSettings,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HANDLER = "container.serving.handler:handle"
+ENDPOINTS_DIR = os.path.join(HERE, "endpoints")
+ENDPOINTS_JAR = os.path.join(ENDPOINTS_DIR, "endpoints.jar")
+LOG_CONFIG = os.path.join(HERE, "log4j2.xml")
+
+
+def response_limit(payload_mb):
+    """The most bytes one answer may have: the longest answer for the most images one request
+    can hold (a body at the payload limit of one-byte pixels, or the largest npz array). The
+    server kills the worker that sends a longer answer, and its own default is less than the
+    JSON for 50,000 images."""
+    images = max(payload_mb * 2**20, MAX_NPZ_ARRAY_BYTES) // MIN_IMAGE_BYTES
+    return int(min(2**31 - 1, images * MAX_ANSWER_BYTES_PER_IMAGE + 2**20))
+
+
+def execution_parameters(workers, payload_mb):
+    """What batch transform asks the container (GET /execution-parameters): as many requests at
+    once as there are workers, each up to the payload limit in whole megabytes (the API takes
+    integers from 1 to 100, so a limit below 1 MB leaves the job's own setting). The batch
+    strategy is left to the job."""
+    parameters = {"MaxConcurrentTransforms": workers}
+    if payload_mb >= 1:
+        parameters["MaxPayloadInMB"] = min(int(payload_mb), 100)
+    return parameters
+
+
+def server_properties(settings, handler=HANDLER):
+    """multi-model-server's configuration for ``settings`` (a ServerSettings)."""
+    return {
+        "load_models": "ALL",
+        "decode_input_request": "false",  # the handler gets the raw bytes
+        "default_service_handler": handler,
+        "inference_address": f"http://0.0.0.0:{settings.port}",
+        # The management API registers models from URLs: loopback only, never exposed.
+        "management_address": f"http://127.0.0.1:{settings.port + 1}",
+        "default_workers_per_model": settings.workers,
+        "default_response_timeout": settings.timeout_s,
+        # Bodies up to twice the limit reach the handler, which answers 413 with a JSON body
+        # that names the limit; larger ones get the server's own bare 413.
+        "max_request_size": int(2 * settings.max_body_bytes) + 1024 * 1024,
+        "max_response_size": response_limit(settings.max_payload_mb),
+        "vmargs": settings.vmargs,
+        "plugins_path": ENDPOINTS_DIR,
+        "execution_parameters": json.dumps(
+            execution_parameters(settings.workers, settings.max_payload_mb)
+        ),
+        # Load the model once, in the process the workers fork from: one `import torch` and
+        # one load at start-up, and memory shared between them. Not with a GPU: CUDA cannot be
+        # used in a process forked after it started.
+        "preload_model": "false" if has_gpu() else "true",
+    }
+
+
+def write_properties(properties, path):
+    with open(path, "w") as f:
+        f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+
+
+def model_server_command(config, model_dir):
+    """multi-model-server in the foreground, configured by the file ``config``, logging through
+    log4j2.xml, serving the model in ``model_dir``."""
+    return [
+        "multi-model-server",
+        "--foreground",
+        "--model-store",
+        "/",
+        "--mms-config",
+        config,
+        "--log-config",
+        LOG_CONFIG,
+        "--models",
+        f"model={model_dir}",
+    ]
+
+
+def model_server_environment(**extra):
+    """This process's environment for the model server, with ``extra``: this interpreter's bin
+    folder first on PATH (the server's script, and the python its workers run), and this
+    package importable by the workers."""
+    bin_dir = os.path.dirname(sys.executable)
+    package_root = os.path.dirname(os.path.dirname(HERE))
+    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return dict(
+        os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}", PYTHONPATH=python_path, **extra
+    )
+
+
+def port_problem(port):
+    """Why the server cannot listen on ``port`` and the loopback ``port + 1`` (its management
+    API), or None. The server itself, on a port in use, logs a Java exception, exits 0 and leaves
+    its Python workers running."""
+    for host, number in (("0.0.0.0", port), ("127.0.0.1", port + 1)):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
+            try:
+                probe.bind((host, number))
+            except OSError as e:
+                return (
+                    f"cannot serve on port {port}: {host}:{number} is in use ({e.strerror}); "
+                    f"stop what holds it, or choose another port with {BIND_TO_PORT_ENV}"
+                )
+    return None
+
+
+def end_process_group(pgid, grace_s=5.0):
+    """SIGTERM to every process left in group ``pgid`` (workers the server started), then
+    SIGKILL to any still there after ``grace_s``."""
+    deadline = time.monotonic() + grace_s
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def install_requirements(code_dir, settings):
+    requirements = os.path.join(code_dir, "requirements.txt")
+    if not os.path.exists(requirements):
+        return
+    if settings.install_requirements:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-r", requirements], check=True)
+    else:
+        print(
+            f"not installing {requirements}: set {INSTALL_REQUIREMENTS_ENV}=true to allow it",
+            flush=True,
+        )
+
+
+def serve():
+    if not os.path.exists(ENDPOINTS_JAR):
+        sys.exit(f"{ENDPOINTS_JAR} is missing: build it with `make endpoints`")
+    from sagemaker_inference import environment  # reads SAGEMAKER_BASE_DIR when imported
+
+    settings = ServerSettings.from_environ()
+    install_requirements(environment.code_dir, settings)
+    model_dir = os.path.abspath(environment.model_dir)
+    if not any(os.path.exists(os.path.join(model_dir, name)) for name in MODEL_FILES):
+        sys.exit(
+            f"cannot serve the model in {model_dir}: it holds neither {' nor '.join(MODEL_FILES)}"
+        )
+    problem = port_problem(settings.port)
+    if problem:
+        sys.exit(problem)
+    workdir = tempfile.mkdtemp(prefix="serve-")
+    config = os.path.join(workdir, "mms.properties")
+    write_properties(server_properties(settings), config)
+    failure_file = os.path.join(workdir, "load-failure")
+    env = model_server_environment(
+        **{
+            # The handler shares the cores out by the number of workers.
+            WORKERS_ENV: str(settings.workers),
+            LOAD_FAILURE_FILE_ENV: failure_file,
+        }
+    )
+    if settings.access_log:
+        env[ACCESS_LOG_LEVEL_ENV] = "info"
+    # cwd: a scratch folder for anything the server writes, never the caller's directory.
+    server = subprocess.Popen(
+        model_server_command(config, model_dir), env=env, cwd=workdir, start_new_session=True
+    )
+    sys.exit(supervise(server, failure_file, model_dir))
+
+
+def supervise(server, failure_file, model_dir):
+    """Waits for ``server`` to end, or for a worker's load failure, and ends what it leaves
+    behind; the exit code for `serve`."""
+    stopping = []
+
+    def stop(signum=None, frame=None):
+        stopping.append(signum)
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:  # the server and everything it started have already gone
+            pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # A worker that cannot load the model leaves its reason in failure_file: stop with it,
+    # instead of a server whose /ping stays 503 and whose requests wait for a worker forever.
+    while server.poll() is None:
+        if os.path.exists(failure_file):
+            with open(failure_file) as f:
+                print(
+                    f"cannot serve the model in {model_dir}: {f.read()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            stop()
+            server.wait()
+            end_process_group(server.pid)
+            return 1
+        time.sleep(0.2)
+    end_process_group(server.pid)
+    if not stopping:
+        print(
+            f"multi-model-server stopped by itself (exit code {server.returncode}); its log "
+            f"above says why",
+            file=sys.stderr,
+            flush=True,
+        )
+        return server.returncode or 1
+    return server.returncode

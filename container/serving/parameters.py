@@ -1,0 +1,67 @@
+"""What `serve` and the handler read from the environment, read once, and the limits they keep."""
+
+import os
+from dataclasses import dataclass
+
+from container.files import switched_on
+
+# sagemaker-inference toolkit settings, with the meanings its documentation gives them.
+BIND_TO_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
+# Opt-in: pip install /opt/ml/model/code/requirements.txt at start-up (off: archives are data).
+INSTALL_REQUIREMENTS_ENV = "SAGEMAKER_INSTALL_MODEL_REQUIREMENTS"
+# Opt-in: the model server's per-request log lines (access log, backend time) on stdout.
+ACCESS_LOG_ENV = "SAGEMAKER_ACCESS_LOG"
+# What `serve` passes to the server for the access log; log4j2.xml reads it.
+ACCESS_LOG_LEVEL_ENV = "MNIST_ACCESS_LOG_LEVEL"
+# File a worker writes its reason into when the model cannot be loaded; `serve` then stops.
+LOAD_FAILURE_FILE_ENV = "MNIST_SERVE_LOAD_FAILURE_FILE"
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT_S = 60
+DEFAULT_MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints accept 6 MB
+# C1 alone (TieredStopAtLevel=1): the server is I/O glue, and C2 spends a core compiling for
+# the first seconds under load for no more requests/s afterwards.
+DEFAULT_VMARGS = (
+    "-XX:+UseContainerSupport -XX:MaxRAMPercentage=25 -XX:+UseSerialGC "
+    "-XX:TieredStopAtLevel=1 -Xss1m"
+)
+
+# An npz member may expand to this much (zip bombs): about 342,000 one-byte images.
+MAX_NPZ_ARRAY_BYTES = 256 * 2**20
+# A picture of a digit above this many pixels is refused before it is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
+# The fewest bytes one image takes in a request: 784 one-byte pixels, as uint8 npy.
+MIN_IMAGE_BYTES = 28 * 28
+# The most bytes any response type spends on one image (a JSON record takes about 140).
+MAX_ANSWER_BYTES_PER_IMAGE = 200
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB
+    vmargs: str = DEFAULT_VMARGS
+    access_log: bool = False
+    install_requirements: bool = False
+
+    @classmethod
+    def from_environ(cls, environ=os.environ):
+        return cls(
+            port=int(environ.get(BIND_TO_PORT_ENV) or DEFAULT_PORT),
+            workers=int(environ.get(WORKERS_ENV) or len(os.sched_getaffinity(0))),
+            timeout_s=int(environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S),
+            max_payload_mb=float(environ.get(MAX_PAYLOAD_ENV) or DEFAULT_MAX_PAYLOAD_MB),
+            vmargs=environ.get(VMARGS_ENV) or DEFAULT_VMARGS,
+            access_log=switched_on(ACCESS_LOG_ENV, environ),
+            install_requirements=switched_on(INSTALL_REQUIREMENTS_ENV, environ),
+        )
+
+    @property
+    def max_body_bytes(self):
+        return self.max_payload_mb * 1024 * 1024

@@ -1,0 +1,183 @@
+"""Training hyperparameters: flags in, validated settings out.
+
+SageMaker passes every hyperparameter as a string; the toolkit turns them into ``--name value``
+flags, and paths arrive as SM_* variables used as the flags' defaults. Flags left out take the
+chosen model's preset (config.PRESETS), so ``model=baseline`` alone reproduces the original
+project's run.
+"""
+
+import argparse
+import math
+import os
+import re
+
+from sagemaker_training.errors import ClientError
+
+from container.files import base_dir
+from container.training import parameters as p
+from container.training.config import (
+    BACKENDS,
+    OPTIMIZERS,
+    PRESETS,
+    SCHEDULES,
+    JobOptions,
+    TrainConfig,
+)
+from model.networks import ARCHES, make_config
+
+
+class HyperparameterError(ClientError):
+    """A hyperparameter is unknown or out of range; the message says what is allowed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        if message.startswith("unrecognized arguments"):
+            names = [a.lstrip("-") for a in message.split(":", 1)[1].split() if a.startswith("--")]
+            known = sorted(a.dest for a in self._actions if a.dest != "help")
+            raise HyperparameterError(
+                f"unknown hyperparameter(s): {', '.join(names) or message}. "
+                f"Known: {', '.join(known)}"
+            )
+        match = re.match(r"argument --([\w-]+)\S*: (.*)", message)
+        if not match:
+            raise HyperparameterError(f"hyperparameter error: {message}")
+        name, problem = match.group(1).replace("-", "_"), match.group(2)
+        choices = re.match(r"invalid choice: (.*) \(choose from (.*)\)", problem)
+        if choices:
+            problem = f"{choices.group(1)} is not allowed; choose from " + ", ".join(
+                c.strip(" '") for c in choices.group(2).split(",")
+            )
+        problem = re.sub(r"^invalid \w+ value: ", "", problem)
+        raise HyperparameterError(f"hyperparameter {name}: {problem}")
+
+
+def _bool(value):
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+
+
+def _ranged(kind, low=None, high=None, low_open=False):
+    def parse(value):
+        try:
+            number = kind(value)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not {noun}") from None
+        if (
+            math.isnan(number)
+            or low is not None
+            and (number <= low if low_open else number < low)
+            or high is not None
+            and number > high
+        ):
+            bound = f"{'above' if low_open else 'at least'} {low}" if low is not None else ""
+            if high is not None:
+                bound += f"{' and ' if bound else ''}at most {high}"
+            raise argparse.ArgumentTypeError(f"{value!r} is out of range: must be {bound}")
+        return number
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser(environ=os.environ):
+    env = environ.get
+    parser = _Parser(
+        description="Train an MNIST digit classifier under the SageMaker contract.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    # Model; None means the architecture's own default (model.networks.ARCH_DEFAULTS).
+    add("--model", choices=ARCHES, default="bncnn")
+    add("--hidden_channels", "--hidden-channels", type=_ranged(int, 1, 1024))
+    add("--kernel_size", "--kernel-size", type=_ranged(int, 1))
+    add("--dropout", type=_ranged(float, 0.0, 1.0))
+    # Optimisation; None means the model's preset.
+    add("--epochs", type=_ranged(int, 1, 1000), default=2)
+    add(
+        "--batch_size",
+        "--batch-size",
+        type=_ranged(int, 1, 60000),
+        help="global batch, split across all processes",
+    )
+    add("--lr", type=_ranged(float, 0.0, low_open=True), help="peak learning rate for onecycle")
+    add("--momentum", type=_ranged(float, 0.0, 1.0))
+    add("--weight_decay", "--weight-decay", type=_ranged(float, 0.0))
+    add("--optimizer", choices=OPTIMIZERS)
+    add("--schedule", choices=SCHEDULES)
+    add(
+        "--gamma",
+        type=_ranged(float, 0.0, 1.0, low_open=True),
+        default=0.7,
+        help="learning-rate factor per epoch for the step schedule",
+    )
+    add("--label_smoothing", "--label-smoothing", type=_ranged(float, 0.0, 0.99))
+    add(
+        "--augment",
+        type=_bool,
+        default=False,
+        help="random shifts, rotations and scaling of training images",
+    )
+    add("--seed", type=_ranged(int, 0, 2**31 - 1), default=1)
+    # How the job runs.
+    add("--test_batch_size", "--test-batch-size", type=_ranged(int, 1), default=1000)
+    add(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="distributed backend: auto picks nccl on GPU, gloo on CPU",
+    )
+    add(
+        "--log_interval",
+        "--log-interval",
+        type=_ranged(int, 1),
+        default=100,
+        help="batches between 'Train Epoch' log lines",
+    )
+    add(
+        "--amp", type=_bool, default=True, help="bfloat16/float16 autocast on CUDA (ignored on CPU)"
+    )
+    # Paths, from the toolkit's SM_* variables.
+    add("--model_dir", "--model-dir", default=env(p.MODEL_DIR_ENV))
+    add("--output_data_dir", "--output-data-dir", default=env(p.OUTPUT_DATA_DIR_ENV))
+    add("--train", default=env(p.TRAINING_CHANNEL_ENV))
+    add("--test", default=env(p.TESTING_CHANNEL_ENV))
+    add(
+        "--checkpoint_dir",
+        "--checkpoint-dir",
+        default=env(p.CHECKPOINT_DIR_ENV) or os.path.join(base_dir(environ), "checkpoints"),
+    )
+    return parser
+
+
+REQUIRED = {
+    "train": f"no 'training' channel ({p.TRAINING_CHANNEL_ENV} is unset): give the job a "
+    "training channel holding MNIST",
+    "model_dir": f"no model folder ({p.MODEL_DIR_ENV} is unset)",
+    "output_data_dir": f"no output folder ({p.OUTPUT_DATA_DIR_ENV} is unset)",
+}
+
+
+def parse_hyperparameters(argv, environ=os.environ):
+    """(TrainConfig, JobOptions) from ``argv``, with the model's preset where a flag is left out."""
+    args = vars(build_parser(environ).parse_args(argv))
+    model = args.pop("model")
+    net = {name: args.pop(name) for name in ("hidden_channels", "kernel_size", "dropout")}
+    try:
+        net_config = make_config(model, **net)
+    except ValueError as e:
+        raise HyperparameterError(f"invalid hyperparameter: {e}") from None
+    for name, value in PRESETS[model].items():
+        if args[name] is None:
+            args[name] = value
+    for name, problem in REQUIRED.items():
+        if not args[name]:
+            raise HyperparameterError(problem)
+    job = JobOptions(**{name: args.pop(name) for name in JobOptions.__dataclass_fields__})
+    return TrainConfig(net=net_config, **args), job

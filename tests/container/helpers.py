@@ -1,0 +1,135 @@
+"""Helpers for the tests that run the image with a real Docker engine."""
+
+import os
+import subprocess
+import time
+import uuid
+
+from local_test.server import request
+
+DOCKER = os.environ.get("DOCKER", "docker")
+IMAGE = "sagemaker-mnist"
+TAG = "test"
+# SageMaker gives a stopped training job this long after SIGTERM before it kills it.
+STOP_GRACE_S = 120
+
+
+def docker(*args, timeout=120, check=True):
+    answer = subprocess.run(
+        [DOCKER, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check:
+        assert answer.returncode == 0, f"docker {' '.join(args)}: {answer.stderr}"
+    return answer
+
+
+def train_argv(image, base, name):
+    """`docker run IMAGE train` with SageMaker's /opt/ml layout mounted, as host algo-1."""
+    return [
+        DOCKER,
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--hostname",
+        "algo-1",
+        "-v",
+        f"{base}:/opt/ml",
+        image,
+        "train",
+    ]
+
+
+def run_train(image, base, name, timeout=600):
+    answer = subprocess.run(
+        train_argv(image, base, name), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return answer.returncode, answer.stdout + answer.stderr
+
+
+def remove(name):
+    docker("rm", "--force", name, check=False)
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# The default batch of 128 is tuned for 60,000 images; 4,000 take a smaller one.
+QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8, "batch_size": 32}
+
+
+class Endpoint:
+    """`docker run IMAGE serve` on a model folder, published on a loopback port."""
+
+    def __init__(self, image, model_dir, **environ):
+        self.name = unique("serve")
+        self.started = time.monotonic()
+        env = [arg for k, v in environ.items() for arg in ("--env", f"{k}={v}")]
+        docker(
+            "run",
+            "--detach",
+            "--name",
+            self.name,
+            "--publish",
+            "127.0.0.1::8080",
+            *env,
+            "--volume",
+            f"{model_dir}:/opt/ml/model:ro",
+            image,
+            "serve",
+        )
+        port = docker("port", self.name, "8080/tcp").stdout.split(":")[-1].strip()
+        self.url = f"http://127.0.0.1:{port}"
+
+    def ping(self):
+        try:
+            return request(self.url + "/ping", timeout=5)[0]
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping() == 200:
+                return time.monotonic() - self.started
+            assert self.running(), self.logs()
+            time.sleep(0.1)
+        raise AssertionError(f"not healthy in {timeout} s: {self.logs()}")
+
+    def running(self):
+        return (
+            docker(
+                "inspect", "--format", "{{.State.Running}}", self.name, check=False
+            ).stdout.strip()
+            == "true"
+        )
+
+    def invoke(self, body, headers, timeout=30):
+        return request(self.url + "/invocations", body, headers, method="POST", timeout=timeout)
+
+    def shell(self, command):
+        return docker("exec", self.name, "sh", "-c", command).stdout
+
+    def worker_pids(self, forked_only=False):
+        """Process IDs of the model server's Python processes: the one that listens on the
+        worker socket and the workers it forks, one per connection (``forked_only``)."""
+        out = self.shell(
+            "for f in $(grep -l 'model_service_worke[r]' /proc/[0-9]*/cmdline "
+            "2>/dev/null); do d=${f%/cmdline}; echo ${d#/proc/} "
+            "$(awk '/^PPid/ {print $2}' $d/status); done"
+        )
+        pids = dict(map(int, line.split()) for line in out.splitlines() if line.strip())
+        return sorted(pid for pid, parent in pids.items() if not forked_only or parent in pids)
+
+    def rss_mb(self):
+        """Resident memory of every process in the container, in MB."""
+        out = self.shell("cat /proc/[0-9]*/status 2>/dev/null | grep VmRSS || true")
+        return sum(int(line.split()[1]) for line in out.splitlines()) / 1024
+
+    def logs(self):
+        answer = docker("logs", self.name, check=False)
+        return (answer.stdout + answer.stderr)[-4000:]
+
+    def close(self):
+        remove(self.name)

@@ -1,0 +1,100 @@
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from model.networks import ARCHES, NetConfig, build_model, make_config
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_every_network_maps_images_to_ten_logits(arch):
+    net = build_model(make_config(arch)).eval()
+    assert net(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_baseline_is_the_original_cnn():
+    net = build_model(make_config("baseline"))
+    assert (net.conv1.in_channels, net.conv1.out_channels, net.conv1.kernel_size) == (1, 32, (5, 5))
+    assert (net.conv2.out_channels, net.fc1.in_features, net.fc1.out_features) == (20, 320, 50)
+    assert isinstance(net.conv2_drop, torch.nn.Dropout2d) and net.conv2_drop.p == 0.2
+    assert net.fc2.out_features == 10
+
+
+def test_examples_net_matches_pytorch_examples():
+    net = build_model(make_config("examples"))
+    assert (net.conv1.out_channels, net.conv2.out_channels) == (32, 64)
+    assert (net.fc1.in_features, net.fc1.out_features) == (9216, 128)
+
+
+def test_config_rebuilds_the_same_network():
+    config = make_config("bncnn", hidden_channels=8)
+    net = build_model(config).eval()
+    twin = build_model(NetConfig(**asdict(config))).eval()
+    twin.load_state_dict(net.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(net(x), twin(x))
+
+
+@pytest.mark.parametrize(
+    "arch,kernel_size,allowed",
+    [
+        ("baseline", 10, "from 1 to 9"),
+        ("examples", 15, "from 1 to 14"),
+        ("bncnn", 4, "1, 3, 5 or 7"),
+    ],
+)
+def test_kernel_size_that_leaves_no_pixels_is_refused(arch, kernel_size, allowed):
+    with pytest.raises(ValueError, match=allowed):
+        make_config(arch, kernel_size=kernel_size)
+
+
+def test_largest_allowed_baseline_kernel_still_builds():
+    net = build_model(make_config("baseline", kernel_size=9)).eval()
+    assert net(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_every_problem_is_listed():
+    with pytest.raises(ValueError) as raised:
+        make_config("baseline", dropout=1.5, hidden_channels=0)
+    assert "dropout" in str(raised.value) and "hidden_channels" in str(raised.value)
+
+
+def test_unknown_architecture_names_the_choices():
+    with pytest.raises(ValueError, match="bncnn, baseline, examples"):
+        make_config("resnet")
+
+
+def _trained_looking_bncnn():
+    """A bncnn with batch-norm statistics and affine weights away from their initial values."""
+    torch.manual_seed(0)
+    net = build_model(make_config("bncnn", hidden_channels=8))
+    net.train()
+    for _ in range(3):
+        net(torch.rand(64, 1, 28, 28))
+    with torch.no_grad():
+        for layer in net.features:
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.weight.uniform_(0.5, 1.5)
+                layer.bias.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def test_folding_batch_norm_for_inference_keeps_the_outputs():
+    net = _trained_looking_bncnn()
+    folded = net.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # a copy
+
+
+def test_a_batch_norm_with_a_negative_scale_is_not_folded_past_a_max_pool():
+    net = _trained_looking_bncnn()
+    with torch.no_grad():
+        net.features[5].weight[0] = -1.0  # the norm after the second convolution and its pool
+        net.features[1].weight[0] = -1.0  # the stem's norm, with no pool between: still folds
+    folded = net.for_inference()
+    norms = [m for m in folded.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 1 and norms[0].weight[0] == -1.0
+    x = torch.rand(16, 1, 28, 28)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
