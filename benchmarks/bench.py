@@ -56,8 +56,8 @@ def http(port, path, body=None, content_type=None, timeout=60):
 def start(image, model_dir, name):
     """(port, seconds to /ping 200, seconds to the first 200 from /invocations).
 
-    Host networking, for both servers: the figures are the servers', without the cost of
-    Docker's userland proxy (about 2.5 ms a request here) that --publish puts in front."""
+    Host networking, for both servers: the figures are the servers', without the cost that
+    Docker's userland proxy adds to every request when --publish puts it in front."""
     docker("rm", "--force", name, check=False)
     port = free_port()
     started = time.monotonic()

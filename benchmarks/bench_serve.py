@@ -36,7 +36,7 @@ from local_test import server as harness
 from local_test.load import load
 
 # Load before measuring, long enough for a model server's JVM to finish compiling its hot code
-# (a stock one with C2 took about 20 s under load here).
+# (a stock one, with C2, takes about that long).
 WARM_UP_S = 20
 
 
@@ -61,7 +61,7 @@ FLOOR_HANDLER = "benchmarks.floor_handler:handle"
 
 def floor_command(port, workdir):
     """(argv, environment) of the model server as `serve` configures it (from the same
-    SAGEMAKER_* variables), with the trivial handler of local_test/floor_handler.py and an empty
+    SAGEMAKER_* variables), with the trivial handler of benchmarks/floor_handler.py and an empty
     model folder."""
     settings = ServerSettings.from_environ({**os.environ, BIND_TO_PORT_ENV: str(port)})
     properties = server_properties(settings, handler=FLOOR_HANDLER)

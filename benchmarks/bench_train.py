@@ -24,7 +24,7 @@ RUNS = [
     ("fast: epochs=1", {"epochs": 1}),
     ("baseline, original settings", {"model": "baseline"}),
 ]
-# Wider, with augmentation, for longer: the settings the README gives for the best accuracy.
+# Wider, with augmentation, for longer: the best accuracy docs/performance.md reports.
 BEST = (
     "best: hidden_channels=32 augment=true epochs=30",
     {"hidden_channels": 32, "augment": "true", "epochs": 30},

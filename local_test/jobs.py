@@ -1,10 +1,5 @@
-"""The image through the SageMaker Python SDK: one set of functions for local mode and the cloud.
-
-`mode` picks the session and the instances; nothing else differs:
-    local   LocalSession, file:// channels and outputs, instance type local (local_gpu where a
-            GPU is present), the image as built here, a placeholder role.
-    cloud   a SageMaker session in your account, s3:// channels and outputs, ml.* instances,
-            the image pushed to ECR (`make push`), your SageMaker execution role.
+"""The launchers behind `make local-*` and the cloud commands: train, predict, transform, sweep
+and tune, in local mode (default) or in the cloud (--mode cloud).
 
     python -m local_test.jobs train [--instances 2] [NAME=VALUE ...]
     python -m local_test.jobs predict  |  transform  |  sweep
@@ -12,198 +7,33 @@
 """
 
 import argparse
-import io
-import json
-import logging
 import os
 import sys
 import tempfile
 import time
-import urllib.parse
 
 import numpy as np
 
-from container.devices import has_gpu
-from container.training.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local_test import ROOT
+from local_test import ROOT, sweep
 from local_test.opt_ml import parse_assignments
-
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-# Local mode runs `docker info` before every request and logs a warning each time.
-logging.getLogger("sagemaker.local.utils").setLevel(logging.ERROR)
-import sagemaker
-from sagemaker.deserializers import JSONDeserializer
-from sagemaker.estimator import Estimator
-from sagemaker.model import Model
-from sagemaker.predictor import Predictor
-from sagemaker.serializers import IdentitySerializer, JSONSerializer, NumpySerializer
-from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
-
-LOCAL_ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"  # local mode never uses it
-LOCAL_IMAGE = "sagemaker-mnist:latest"
-CLOUD_TRAINING_INSTANCE = "ml.g5.xlarge"
-CLOUD_SERVING_INSTANCE = "ml.c6i.large"
-# The SDK's defaults, as its config file would set them: no telemetry.
-SDK_CONFIG = {
-    "SchemaVersion": "1.0",
-    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-}
-# The original project's tuning ranges.
-TUNING_RANGES = {"lr": ContinuousParameter(0.001, 0.1), "hidden_channels": IntegerParameter(2, 32)}
-
-
-def local_instance_type():
-    return "local_gpu" if has_gpu() else "local"
-
-
-def session(mode, region=None, boto_session=None, **clients):
-    """A LocalSession (local) or Session (cloud), both with SDK telemetry off."""
-    import boto3
-
-    boto_session = boto_session or boto3.Session(
-        region_name=region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    )
-    if mode == "local":
-        from sagemaker.local import LocalSession
-
-        local = LocalSession(boto_session=boto_session, sagemaker_config=SDK_CONFIG)
-        local.config = {"local": {"local_code": True}}
-        return local
-    return sagemaker.Session(boto_session=boto_session, sagemaker_config=SDK_CONFIG, **clients)
-
-
-def uri(path):
-    """s3:// and file:// as they are; a local path as a file:// URI."""
-    if urllib.parse.urlparse(path).scheme in ("s3", "file"):
-        return path
-    return "file://" + os.path.abspath(path)
-
-
-def channels(data):
-    return {name: uri(f"{data.rstrip('/')}/{name}") for name in ("training", "testing")}
-
-
-def estimator(
-    sess,
-    image_uri,
-    role,
-    instance_type,
-    instance_count=1,
-    hyperparameters=None,
-    output_path=None,
-    checkpoint_s3_uri=None,
-    spot=False,
-    max_run_s=3600,
-):
-    """The training job; in the cloud with spot instances and a checkpoint location."""
-    extra = {}
-    if spot:
-        extra = {"use_spot_instances": True, "max_wait": 2 * max_run_s}
-    return Estimator(
-        image_uri=image_uri,
-        role=role,
-        instance_count=instance_count,
-        instance_type=instance_type,
-        hyperparameters=hyperparameters or {},
-        output_path=output_path,
-        sagemaker_session=sess,
-        metric_definitions=METRIC_DEFINITIONS,
-        max_run=max_run_s,
-        checkpoint_s3_uri=checkpoint_s3_uri,
-        base_job_name="mnist",
-        disable_profiler=True,
-        debugger_hook_config=False,
-        **extra,
-    )  # for the SDK's own images
-
-
-def tuner(est, max_jobs=10, max_parallel_jobs=2):
-    """Hyperparameter tuning over the original project's ranges, on the shared metrics."""
-    return HyperparameterTuner(
-        est,
-        objective_metric_name=OBJECTIVE_METRIC,
-        hyperparameter_ranges=TUNING_RANGES,
-        metric_definitions=METRIC_DEFINITIONS,
-        objective_type="Maximize",
-        max_jobs=max_jobs,
-        max_parallel_jobs=max_parallel_jobs,
-        base_tuning_job_name="mnist",
-    )
-
-
-def model(sess, image_uri, role, model_data):
-    return Model(
-        image_uri=image_uri,
-        model_data=model_data,
-        role=role,
-        sagemaker_session=sess,
-        predictor_cls=Predictor,
-        name=f"mnist-{int(time.time() * 1000)}",
-    )
-
-
-SERIALIZERS = {
-    "json": JSONSerializer(),
-    "npy": NumpySerializer(),
-    "png": IdentitySerializer(content_type="image/png"),
-}
-
-
-def png(image):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def predict(predictor, images, kind):
-    """Labels of ``images`` (uint8, N×28×28) sent the way ``kind`` says, and seconds taken.
-    PNG carries one image a request; JSON and npy send them all in one."""
-    predictor.serializer = SERIALIZERS[kind]
-    predictor.deserializer = JSONDeserializer()
-    started = time.perf_counter()
-    if kind == "png":
-        answers = [predictor.predict(png(image))["predictions"][0] for image in images]
-    else:
-        body = images.tolist() if kind == "json" else images
-        answers = predictor.predict(body)["predictions"]
-    return [a["label"] for a in answers], time.perf_counter() - started
-
-
-def write_jsonlines(images, path):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(image.reshape(-1).tolist()) + "\n" for image in images)
-
-
-def read_transform_output(folder):
-    """Labels from the .out files a batch transform wrote, in input order."""
-    labels = []
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".out"):
-            with open(os.path.join(folder, name)) as f:
-                labels += [json.loads(line)["label"] for line in f if line.strip()]
-    return labels
-
-
-def transform(mdl, input_uri, output_uri, instance_type, content_type="application/jsonlines"):
-    """Batch transform, one image a line (SplitType=Line), answers as JSON lines."""
-    transformer = mdl.transformer(
-        instance_count=1,
-        instance_type=instance_type,
-        output_path=output_uri,
-        accept="application/jsonlines",
-        strategy="MultiRecord",
-        assemble_with="Line",
-        max_payload=6,
-    )
-    transformer.transform(
-        input_uri, content_type=content_type, split_type="Line", wait=True, logs=False
-    )
-    return transformer
-
-
-# ------------------------------------------------------------------ command line
+from local_test.sdk import (
+    CLOUD_SERVING_INSTANCE,
+    CLOUD_TRAINING_INSTANCE,
+    LOCAL_IMAGE,
+    LOCAL_ROLE,
+    channels,
+    estimator,
+    local_instance_type,
+    model,
+    predict,
+    read_metrics,
+    read_transform_output,
+    session,
+    transform,
+    tuner,
+    uri,
+    write_jsonlines,
+)
 
 
 def load_test_set(data):
@@ -255,17 +85,6 @@ def cmd_train(args, sess):
     return est
 
 
-def read_metrics(model_data):
-    """metrics.json out of a local model.tar.gz (None for one in S3)."""
-    import tarfile
-
-    parsed = urllib.parse.urlparse(model_data)
-    if parsed.scheme != "file":
-        return None
-    with tarfile.open(parsed.path) as tar:
-        return json.load(tar.extractfile("metrics.json"))
-
-
 def cmd_predict(args, sess):
     model_data = model_data_for(args)
     x, y = load_test_set(args.data)
@@ -307,85 +126,10 @@ def cmd_transform(args, sess):
     )
 
 
-# The original project's experiment: the baseline CNN's width, 2 epochs each.
-SWEEP_WIDTHS = (2, 5, 10, 20, 32)
-ORIGINAL_RESULT = "about 95-97"
-
-
-def sweep(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None):
-    """One training job per width of the baseline model, then the default model; rows of
-    (label, hidden_channels, test accuracy, seconds)."""
-    runs = [
-        (f"baseline, hidden_channels={w}", {"model": "baseline", "hidden_channels": w})
-        for w in widths
-    ] + [("default (bncnn)", {})]
-    rows = []
-    for label, hyperparameters in runs:
-        output = uri(tempfile.mkdtemp(prefix="sweep-", dir=args.work))
-        est = estimator(
-            sess,
-            args.image_uri,
-            args.role,
-            args.instance_type,
-            1,
-            dict(hyperparameters, epochs=epochs),
-            output,
-        )
-        started = time.monotonic()
-        est.fit(inputs or channels(args.data), logs=False)
-        rows.append(
-            (label, read_metrics(est.model_data)["test_accuracy"], time.monotonic() - started)
-        )
-    return rows
-
-
-def sweep_report(rows, epochs, folder):
-    """A Markdown table beside the original project's results, and a bar chart PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lines = [
-        (
-            f"| model | test accuracy after {epochs} epoch(s) (%) | original project (%) | "
-            "job wall time (s) |"
-        ),
-        "|---|---|---|---|",
-    ]
-    for label, accuracy, seconds in rows:
-        original = ORIGINAL_RESULT if label.startswith("baseline") else "-"
-        lines.append(f"| {label} | {accuracy:.2f} | {original} | {seconds:.0f} |")
-    table = "\n".join(lines) + "\n"
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "sweep.md"), "w") as f:
-        f.write(table)
-    figure, axes = plt.subplots(figsize=(7, 3.5))
-    labels = [
-        label.replace("baseline, hidden_channels=", "baseline\nc=").replace(" (", "\n(")
-        for label, *_ in rows
-    ]
-    accuracies = [accuracy for _, accuracy, _ in rows]
-    axes.bar(labels, accuracies, color=["#7f8c8d"] * (len(rows) - 1) + ["#2e86c1"], zorder=2)
-    axes.axhspan(
-        95, 97, color="#f5b041", alpha=0.35, label="original project: about 95-97%", zorder=3
-    )
-    axes.tick_params(axis="x", labelsize=8)
-    axes.set_ylim(min(90.0, min(accuracies) - 1), 100)
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title(f"MNIST test accuracy after {epochs} epoch(s)")
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    chart = os.path.join(folder, "sweep.png")
-    figure.savefig(chart, dpi=100)
-    plt.close(figure)
-    return table, chart
-
-
 def cmd_sweep(args, sess):
     epochs = int(parse_assignments(args.hyperparameters).get("epochs", 2))
-    table, chart = sweep_report(
-        sweep(sess, args, epochs=epochs), epochs, os.path.join(ROOT, "results")
+    table, chart = sweep.report(
+        sweep.run(sess, args, epochs=epochs), epochs, os.path.join(ROOT, "results")
     )
     print("\n" + table + f"\nchart: {chart}")
 

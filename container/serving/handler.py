@@ -17,7 +17,7 @@ from container.serving.content_types import JSON
 from container.serving.cores import CoreShare
 from container.serving.encoders import choose_accept
 from container.serving.errors import RequestError, internal_error
-from container.serving.parameters import LOAD_FAILURE_FILE_ENV, MAX_PAYLOAD_ENV, ServerSettings
+from container.serving.parameters import MAX_PAYLOAD_ENV, ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,8 @@ def initialize(context):
     try:
         _model = hooks.model_fn(properties.get("model_dir"), device)
     except Exception as e:
-        failure_file = os.environ.get(LOAD_FAILURE_FILE_ENV)
-        if failure_file:  # `serve` watches for it and stops the server with this reason
-            with open(failure_file, "w") as f:
+        if _settings.load_failure_file:  # `serve` watches for it and stops with this reason
+            with open(_settings.load_failure_file, "w") as f:
                 f.write(describe(e))
         raise
     logger.info("model loaded on %s", device)

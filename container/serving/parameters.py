@@ -49,6 +49,7 @@ class ServerSettings:
     vmargs: str = DEFAULT_VMARGS
     access_log: bool = False
     install_requirements: bool = False
+    load_failure_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ=os.environ):
@@ -60,6 +61,7 @@ class ServerSettings:
             vmargs=environ.get(VMARGS_ENV) or DEFAULT_VMARGS,
             access_log=switched_on(ACCESS_LOG_ENV, environ),
             install_requirements=switched_on(INSTALL_REQUIREMENTS_ENV, environ),
+            load_failure_file=environ.get(LOAD_FAILURE_FILE_ENV),
         )
 
     @property

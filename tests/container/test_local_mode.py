@@ -8,7 +8,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from local_test import jobs
+from local_test import sdk
 from tests.container.helpers import docker
 
 HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "batch_size": 32, "log_interval": 50}
@@ -16,20 +16,20 @@ HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "batch_size": 32, "log_int
 
 @pytest.fixture(scope="module")
 def sess():
-    return jobs.session("local")
+    return sdk.session("local")
 
 
 def train(sess, image, channel, tmp_path, instances):
-    est = jobs.estimator(
+    est = sdk.estimator(
         sess,
         image,
-        jobs.LOCAL_ROLE,
-        jobs.local_instance_type(),
+        sdk.LOCAL_ROLE,
+        sdk.local_instance_type(),
         instances,
         HYPERPARAMETERS,
-        jobs.uri(str(tmp_path)),
+        sdk.uri(str(tmp_path)),
     )
-    est.fit({"training": jobs.uri(channel)})
+    est.fit({"training": sdk.uri(channel)})
     return est.model_data
 
 
@@ -41,7 +41,7 @@ def members(model_data):
 @pytest.fixture(scope="module")
 def one_instance(sess, image, tiny_channel, tmp_path_factory):
     model_data = train(sess, image, tiny_channel, tmp_path_factory.mktemp("one"), 1)
-    return model_data, jobs.read_metrics(model_data)
+    return model_data, sdk.read_metrics(model_data)
 
 
 def test_local_training_on_one_instance(one_instance):
@@ -62,7 +62,7 @@ def test_local_training_on_two_instances_gives_one_model_as_accurate(
     assert "Training bncnn on 2 process(es)" in log
     # Rank 0 alone writes: the archive holds one model, trained by both.
     assert members(model_data) == ["metrics.json", "model.pt", "model.pth"]
-    metrics = jobs.read_metrics(model_data)
+    metrics = sdk.read_metrics(model_data)
     assert metrics["world_size"] == 2
     assert abs(metrics["test_accuracy"] - one_instance[1]["test_accuracy"]) < 2
 
@@ -74,13 +74,13 @@ def running_containers(image):
 def test_local_deploy_and_predict_with_each_serializer(sess, image, one_instance, mnist):
     model_data, _metrics = one_instance
     x, y = mnist["x_test"][:200], mnist["y_test"][:200]
-    predictor = jobs.model(sess, image, jobs.LOCAL_ROLE, model_data).deploy(
-        initial_instance_count=1, instance_type=jobs.local_instance_type()
+    predictor = sdk.model(sess, image, sdk.LOCAL_ROLE, model_data).deploy(
+        initial_instance_count=1, instance_type=sdk.local_instance_type()
     )
     try:
         labels = {}
         for kind, count in (("json", 200), ("npy", 200), ("png", 5)):
-            labels[kind], _ = jobs.predict(predictor, x[:count], kind)
+            labels[kind], _ = sdk.predict(predictor, x[:count], kind)
         assert labels["json"] == labels["npy"]
         assert np.mean(np.array(labels["json"]) == y) > 0.85
         assert len(labels["png"]) == 5
@@ -97,16 +97,16 @@ def test_local_batch_transform(sess, image, one_instance, mnist, tmp_path, conte
     if content_type == "text/csv":
         np.savetxt(tmp_path / "input" / "test.csv", x.reshape(len(x), -1), fmt="%d", delimiter=",")
     else:
-        jobs.write_jsonlines(x, tmp_path / "input" / "test.jsonl")
-    mdl = jobs.model(sess, image, jobs.LOCAL_ROLE, model_data)
-    jobs.transform(
+        sdk.write_jsonlines(x, tmp_path / "input" / "test.jsonl")
+    mdl = sdk.model(sess, image, sdk.LOCAL_ROLE, model_data)
+    sdk.transform(
         mdl,
-        jobs.uri(str(tmp_path / "input")),
-        jobs.uri(str(tmp_path / "output")),
-        jobs.local_instance_type(),
+        sdk.uri(str(tmp_path / "input")),
+        sdk.uri(str(tmp_path / "output")),
+        sdk.local_instance_type(),
         content_type=content_type,
     )
-    labels = jobs.read_transform_output(tmp_path / "output")
+    labels = sdk.read_transform_output(tmp_path / "output")
     assert len(labels) == len(y)
     assert np.mean(np.array(labels) == y) > 0.85
     assert running_containers(image) == []

@@ -1,11 +1,11 @@
-"""What local_test/jobs.py sends to AWS in cloud mode, checked against botocore's
+"""What local_test/sdk.py sends to AWS in cloud mode, checked against botocore's
 service models with its Stubber: nothing here reaches AWS."""
 
 import boto3
 from botocore.stub import Stubber
 
 from container.training.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from local_test import jobs
+from local_test import sdk
 
 REGION = "eu-west-1"
 IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/sagemaker-mnist:abc"
@@ -27,7 +27,7 @@ class Cloud:
             lambda params, model, **kwargs: self.requests.__setitem__(model.name, dict(params)),
         )
         self.stubber = Stubber(self.client)
-        self.session = jobs.session("cloud", boto_session=boto, sagemaker_client=self.client)
+        self.session = sdk.session("cloud", boto_session=boto, sagemaker_client=self.client)
 
     def expect(self, operation, response):
         self.stubber.add_response(operation, response)
@@ -43,7 +43,7 @@ class Cloud:
 
 
 def cloud_estimator(cloud, **kwargs):
-    return jobs.estimator(
+    return sdk.estimator(
         cloud.session,
         IMAGE,
         ROLE,
@@ -60,7 +60,7 @@ def cloud_estimator(cloud, **kwargs):
 def test_cloud_training_job_is_spot_with_checkpoints_and_the_shared_metrics():
     with Cloud() as cloud:
         cloud.expect("create_training_job", {"TrainingJobArn": ARN + "training-job/mnist"})
-        cloud_estimator(cloud).fit(jobs.channels("s3://bucket/mnist"), wait=False)
+        cloud_estimator(cloud).fit(sdk.channels("s3://bucket/mnist"), wait=False)
     request = cloud.requests["CreateTrainingJob"]
     assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
@@ -85,8 +85,8 @@ def test_cloud_tuning_job_uses_the_original_ranges_and_objective():
             "create_hyper_parameter_tuning_job",
             {"HyperParameterTuningJobArn": ARN + "hyper-parameter-tuning-job/mnist"},
         )
-        jobs.tuner(cloud_estimator(cloud, count=1)).fit(
-            jobs.channels("s3://bucket/mnist"), wait=False
+        sdk.tuner(cloud_estimator(cloud, count=1)).fit(
+            sdk.channels("s3://bucket/mnist"), wait=False
         )
     request = cloud.requests["CreateHyperParameterTuningJob"]
     config = request["HyperParameterTuningJobConfig"]
@@ -113,8 +113,8 @@ def test_cloud_deploy_and_batch_transform_requests():
         cloud.expect("create_model", {"ModelArn": ARN + "model/mnist"})
         cloud.expect("create_endpoint_config", {"EndpointConfigArn": ARN + "endpoint-config/m"})
         cloud.expect("create_endpoint", {"EndpointArn": ARN + "endpoint/mnist"})
-        mdl = jobs.model(cloud.session, IMAGE, ROLE, model_data)
-        mdl.deploy(initial_instance_count=1, instance_type=jobs.CLOUD_SERVING_INSTANCE, wait=False)
+        mdl = sdk.model(cloud.session, IMAGE, ROLE, model_data)
+        mdl.deploy(initial_instance_count=1, instance_type=sdk.CLOUD_SERVING_INSTANCE, wait=False)
         cloud.expect("create_model", {"ModelArn": ARN + "model/mnist"})  # the SDK asks again
         cloud.expect("create_transform_job", {"TransformJobArn": ARN + "transform-job/mnist"})
         transformer = mdl.transformer(
@@ -135,7 +135,7 @@ def test_cloud_deploy_and_batch_transform_requests():
     container = cloud.requests["CreateModel"]["PrimaryContainer"]
     assert container["Image"] == IMAGE and container["ModelDataUrl"] == model_data
     variant = cloud.requests["CreateEndpointConfig"]["ProductionVariants"][0]
-    assert variant["InstanceType"] == jobs.CLOUD_SERVING_INSTANCE
+    assert variant["InstanceType"] == sdk.CLOUD_SERVING_INSTANCE
     transform = cloud.requests["CreateTransformJob"]
     assert transform["TransformInput"]["SplitType"] == "Line"
     assert transform["TransformInput"]["ContentType"] == "application/jsonlines"
