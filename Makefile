@@ -42,6 +42,9 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 EXTRA_CA_CERT ?=
 # more `docker build` arguments: BUILD_ARGS="--no-cache"
 BUILD_ARGS ?=
+# your own training script for `make local-script` (script mode), and the folder it is in
+SCRIPT ?= train.py
+SOURCE_DIR ?= examples/mnist_script
 # training instances for `make local-train` (2: distributed data-parallel across containers)
 INSTANCES ?= 1
 # AWS region and account of the ECR repository (asked of the AWS CLI when not set)
@@ -56,7 +59,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m [NAME=value ...]\n"} \
-	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
@@ -143,6 +146,8 @@ train: data ## Train here through the SageMaker toolkit (no Docker); tree in bui
 serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
 	SAGEMAKER_BASE_DIR=$(CURDIR)/build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=$(CURDIR) $(PY) -m container serve
 
+##@ Tests and checks
+
 .PHONY: test
 test: data $(ENDPOINTS_JAR) ## Run every tier of tests (the container tier needs a Docker engine)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -168,6 +173,8 @@ lint: | $(STAMP) ## Check the code with ruff (lint rules and formatting)
 fmt: | $(STAMP) ## Format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+##@ Benchmarks
 
 .PHONY: bench-serve
 bench-serve: data $(ENDPOINTS_JAR) ## Measure serving latency, throughput and start-up of build/opt_ml/model
@@ -205,9 +212,15 @@ image: # Build the image when IMAGE:latest is missing
 local-train: data image ## Train with the SDK's local mode: EPOCHS, INSTANCES, HYPERPARAMETERS
 	$(JOBS) train --instances $(INSTANCES) epochs=$(EPOCHS) $(HYPERPARAMETERS)
 
-.PHONY: local-deploy local-predict
-local-deploy local-predict: data image ## Deploy the last model locally, predict JSON, npy and PNG, delete it
+.PHONY: local-script
+local-script: data image ## Train SOURCE_DIR/SCRIPT (script mode) in local mode: EPOCHS, INSTANCES
+	$(JOBS) train --entry-point $(SCRIPT) --source-dir $(SOURCE_DIR) --instances $(INSTANCES) \
+	  epochs=$(EPOCHS) $(HYPERPARAMETERS)
+
+.PHONY: local-predict local-deploy
+local-predict: data image ## Deploy the last model locally, predict JSON, npy and PNG, delete it
 	$(JOBS) predict
+local-deploy: local-predict
 
 .PHONY: local-transform
 local-transform: data image ## Batch transform of the test set (JSON lines, SplitType=Line)

@@ -99,8 +99,8 @@ def main():
     lines = [
         f"GPU benchmark on {device} ({name}), torch {torch.__version__}",
         "",
-        table(rows, digits=2),
-    ]  # a GPU reaches 99% in about a second
+        table(rows, digits=2),  # two decimals: a GPU reaches 99% within seconds
+    ]
     lines += [
         "",
         f"predict_fn on a batch of 1,000 (median of {args.repeats}): {rate:,.0f} images/s",

@@ -1,4 +1,5 @@
-"""The image's commands: SageMaker runs `docker run IMAGE train` and `docker run IMAGE serve`."""
+"""The image's commands: SageMaker runs `docker run IMAGE train` and `docker run IMAGE serve`;
+with no command the image trains, as the current SDK's local container mode starts it."""
 
 import sys
 
@@ -22,7 +23,8 @@ COMMANDS = {"train": train, "serve": serve}
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
+    argv = argv or ["train"]
+    if argv[0] not in COMMANDS:
         sys.exit(f"{USAGE}\ncommands: {', '.join(COMMANDS)}")
     COMMANDS[argv[0]]()
 

@@ -2,6 +2,7 @@
 and tune, in local mode (default) or in the cloud (--mode cloud).
 
     python -m local_test.jobs train [--instances 2] [NAME=VALUE ...]
+    python -m local_test.jobs train --entry-point train.py --source-dir examples/mnist_script
     python -m local_test.jobs predict  |  transform  |  sweep
     python -m local_test.jobs train --mode cloud --image-uri URI --role ARN --data s3://b/mnist
 """
@@ -43,6 +44,10 @@ def load_test_set(data):
     return test.images[:, 0].numpy(), test.labels.numpy()
 
 
+# What --distribution names, as the SDK's estimators take it.
+DISTRIBUTIONS = {None: None, "torch_distributed": {"torch_distributed": {"enabled": True}}}
+
+
 def last_model_file(args):
     return os.path.join(args.work, "last-model.txt")
 
@@ -70,6 +75,9 @@ def cmd_train(args, sess):
         out,
         checkpoint_s3_uri=args.checkpoints if args.mode == "cloud" else None,
         spot=args.mode == "cloud" and args.spot,
+        entry_point=args.entry_point,
+        source_dir=args.source_dir,
+        distribution=DISTRIBUTIONS[args.distribution],
     )
     started = time.monotonic()
     est.fit(channels(args.data), logs=True)
@@ -158,6 +166,13 @@ def main(argv=None):
     parser.add_argument("--output", help="s3:// prefix for models (cloud)")
     parser.add_argument("--checkpoints", help="s3:// prefix for checkpoints (cloud)")
     parser.add_argument("--spot", action="store_true", help="spot instances (cloud)")
+    parser.add_argument("--entry-point", help="train: your own script (script mode)")
+    parser.add_argument("--source-dir", help="train: the folder that holds --entry-point")
+    parser.add_argument(
+        "--distribution",
+        choices=[d for d in DISTRIBUTIONS if d],
+        help="train: how a script is launched on several instances (default: once a host)",
+    )
     parser.add_argument("--model-data", help="model.tar.gz to deploy (default: the last one)")
     parser.add_argument(
         "--work",

@@ -25,6 +25,7 @@ from sagemaker.deserializers import JSONDeserializer
 from sagemaker.estimator import Estimator
 from sagemaker.model import Model
 from sagemaker.predictor import Predictor
+from sagemaker.pytorch import PyTorch
 from sagemaker.serializers import IdentitySerializer, JSONSerializer, NumpySerializer
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
@@ -83,12 +84,22 @@ def estimator(
     checkpoint_s3_uri=None,
     spot=False,
     max_run_s=3600,
+    entry_point=None,
+    source_dir=None,
+    dependencies=None,
+    distribution=None,
 ):
-    """The training job; in the cloud with spot instances and a checkpoint location."""
+    """The training job; in the cloud with spot instances and a checkpoint location. With
+    ``entry_point``, the user's own script in ``source_dir`` (script mode); a ``distribution``
+    takes the PyTorch estimator, which is where the SDK accepts one."""
     extra = {}
     if spot:
         extra = {"use_spot_instances": True, "max_wait": 2 * max_run_s}
-    return Estimator(
+    if entry_point:
+        extra.update(entry_point=entry_point, source_dir=source_dir, dependencies=dependencies)
+    if distribution:
+        extra["distribution"] = distribution
+    return (PyTorch if distribution else Estimator)(
         image_uri=image_uri,
         role=role,
         instance_count=instance_count,
@@ -100,10 +111,10 @@ def estimator(
         max_run=max_run_s,
         checkpoint_s3_uri=checkpoint_s3_uri,
         base_job_name="mnist",
-        disable_profiler=True,
+        disable_profiler=True,  # the profiler and debugger hooks are for AWS's own images
         debugger_hook_config=False,
         **extra,
-    )  # for the SDK's own images
+    )
 
 
 def tuner(est, max_jobs=10, max_parallel_jobs=2):

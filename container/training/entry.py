@@ -1,4 +1,5 @@
-"""The `train` command and the function the sagemaker-training toolkit calls.
+"""The `train` command and the function the sagemaker-training toolkit calls, which runs the
+job's own script (user_script) or the built-in trainer.
 
 ``train()`` runs the toolkit's trainer with SAGEMAKER_TRAINING_MODULE pointing at ``main``;
 the toolkit reads /opt/ml, calls ``main()``, and writes /opt/ml/output/success, or failure with
@@ -9,6 +10,7 @@ else with its traceback), and exits non-zero.
 import os
 
 from container.files import base_dir
+from container.training import user_script
 from container.training.distributed import Layout, launch
 from container.training.hyperparameters import parse_hyperparameters
 from container.training.loop import fit
@@ -33,9 +35,14 @@ def run(argv, environ=os.environ):
 
 
 def main():
+    """The job's own script when it names one (script mode), else the built-in trainer with
+    the job's hyperparameters (the reserved sagemaker_* ones are the toolkit's, not its)."""
     # Imported here: the toolkit's environment brings boto3, which training itself (run
     # in-process by the GPU benchmark, say) does not need.
     from sagemaker_training import environment
 
     env = environment.Environment()
-    run(env.to_cmd_args(), {**os.environ, **env.to_env_vars()})
+    if user_script.program(env):
+        user_script.run(env)
+    else:
+        run(env.to_cmd_args(), {**os.environ, **env.to_env_vars()})

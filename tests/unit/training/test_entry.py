@@ -120,14 +120,14 @@ def test_broken_job_config_is_a_failure_not_a_silent_success(tmp_path, small_cha
 
 
 def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, tmp_path):
-    hyperparameters = {
+    hyperparameters = {  # every source of randomness
         "epochs": 2,
         "log_interval": 10,
         "seed": 7,
         "hidden_channels": 8,
         "dropout": 0.1,
         "augment": "true",
-    }  # every source of randomness
+    }
     whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel})
     code, log = run_training(whole)
     assert code == 0, log

@@ -1,0 +1,157 @@
+"""SageMaker script mode with SDK v2 local mode (Docker and docker-compose): the user's own
+script instead of the built-in trainer, its requirements, PyTorch-style distributed launch across
+containers, and the example script in the original project's shape."""
+
+import json
+import os
+import shutil
+import tarfile
+import urllib.parse
+
+import pytest
+
+from local_test import ROOT, sdk
+from local_test.opt_ml import make_opt_ml
+from tests.container.helpers import run_train, train_argv, unique, write_wheel
+from tests.helpers import failed, read
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
+
+
+@pytest.fixture(scope="module")
+def sess():
+    return sdk.session("local")
+
+
+def fit(sess, image, tmp_path, channel, instances=1, hyperparameters=None, **script):
+    est = sdk.estimator(
+        sess,
+        image,
+        sdk.LOCAL_ROLE,
+        sdk.local_instance_type(),
+        instances,
+        hyperparameters or {},
+        sdk.uri(str(tmp_path / "output")),
+        **script,
+    )
+    est.fit({"training": sdk.uri(channel)}, logs=True)
+    return est.model_data
+
+
+def read_member(model_data, name):
+    with tarfile.open(urllib.parse.urlparse(model_data).path) as tar:
+        if name not in tar.getnames():
+            raise AssertionError(f"{name} not in model.tar.gz: {sorted(tar.getnames())}")
+        return json.load(tar.extractfile(name))
+
+
+def members(model_data):
+    with tarfile.open(urllib.parse.urlparse(model_data).path) as tar:
+        return sorted(tar.getnames())
+
+
+def test_an_estimator_runs_the_users_script_with_its_requirements(
+    sess, image, tiny_channel, tmp_path
+):
+    source = tmp_path / "source"
+    shutil.copytree(os.path.join(SCRIPTS, "marker"), source)
+    wheel = write_wheel(source, "shipped_marker", "1.2.3", 'VERSION = "1.2.3"\n')
+    (source / "requirements.txt").write_text(f"./{wheel}\n")
+    model_data = fit(
+        sess,
+        image,
+        tmp_path,
+        tiny_channel,
+        hyperparameters={"greeting": "hello", "epochs": 1},
+        entry_point="marker.py",
+        source_dir=str(source),
+    )
+    marker = read_member(model_data, "marker.json")
+    assert marker["shipped"] == "1.2.3"  # the wheel was installed and is importable
+    assert marker["argv"] == ["--epochs", "1", "--greeting", "hello"]
+    assert marker["hps"] == {"epochs": 1, "greeting": "hello"}
+    assert marker["training"] == "/opt/ml/input/data/training"
+    assert [host[:6] for host in marker["hosts"]] == ["algo-1"]  # local mode adds a suffix
+    assert "model.pt" not in members(model_data)  # the built-in trainer did not run
+
+
+@pytest.mark.parametrize("distribution", [None, "torch_distributed"])
+def test_a_ddp_script_all_reduces_across_two_containers(
+    sess, image, tiny_channel, tmp_path, distribution
+):
+    model_data = fit(
+        sess,
+        image,
+        tmp_path,
+        tiny_channel,
+        instances=2,
+        entry_point="allreduce.py",
+        source_dir=os.path.join(SCRIPTS, "ddp"),
+        distribution={"torch_distributed": {"enabled": True}} if distribution else None,
+    )
+    result = read_member(model_data, "allreduce.json")
+    assert result["sum"] == 3.0 and result["world_size"] == 2  # ranks 0 and 1 added 1 and 2
+    assert result["launcher"] == ("torchrun" if distribution else "process")
+    if not distribution:
+        assert result["master"][0].startswith("algo-1") and result["master"][1] == "7777"
+
+
+def test_the_example_script_reaches_the_original_projects_accuracy(sess, image, tmp_path):
+    data = os.path.join(ROOT, "data")
+    est = sdk.estimator(
+        sess,
+        image,
+        sdk.LOCAL_ROLE,
+        sdk.local_instance_type(),
+        1,
+        {"epochs": 2},
+        sdk.uri(str(tmp_path / "output")),
+        entry_point="train.py",
+        source_dir=os.path.join(ROOT, "examples", "mnist_script"),
+    )
+    est.fit(sdk.channels(data), logs=True)
+    metrics = read_member(est.model_data, "metrics.json")
+    assert metrics["test_accuracy"] >= 96.5, metrics  # the original project's table: about 97
+    assert "model.pth" in members(est.model_data)
+
+
+def test_a_requirement_that_cannot_install_fails_the_job_with_pips_reason(
+    image, tiny_channel, tmp_path
+):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('never runs')\n")
+    (code / "requirements.txt").write_text("./missing-0.1-py3-none-any.whl\n")
+    hyperparameters = {
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": "/opt/ml/code",
+    }
+    base = make_opt_ml(
+        tmp_path / "opt_ml",
+        hyperparameters,
+        {"training": tiny_channel},
+        hosts=("algo-1",),
+        copy=True,
+    )
+    shutil.copytree(code, os.path.join(base, "code"))
+    status, log = run_train(image, base, unique("requirements"))
+    reason = failed(base, status)
+    assert "InstallRequirementsError" in reason and "missing-0.1-py3-none-any.whl" in reason, log
+    assert "never runs" not in log
+
+
+def test_docker_run_with_no_command_trains(image, tiny_channel, tmp_path):
+    """The current SDK's local container mode starts the image without `train`."""
+    import subprocess
+
+    base = make_opt_ml(
+        tmp_path,
+        {"epochs": 1, "hidden_channels": 4, "batch_size": 64},
+        {"training": tiny_channel},
+        hosts=("algo-1",),
+        copy=True,
+    )
+    argv = train_argv(image, base, unique("bare"))
+    done = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert json.loads(read(os.path.join(base, "model", "metrics.json")))["test_accuracy"] > 80
