@@ -42,8 +42,9 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 EXTRA_CA_CERT ?=
 # more `docker build` arguments: BUILD_ARGS="--no-cache"
 BUILD_ARGS ?=
-# your own training script for `make local-script` (script mode), and the folder it is in
+# your own training script and inference module for `make local-script`, and their folder
 SCRIPT ?= train.py
+INFERENCE ?= inference.py
 SOURCE_DIR ?= examples/mnist_script
 # training instances for `make local-train` (2: distributed data-parallel across containers)
 INSTANCES ?= 1
@@ -213,9 +214,10 @@ local-train: data image ## Train with the SDK's local mode: EPOCHS, INSTANCES, H
 	$(JOBS) train --instances $(INSTANCES) epochs=$(EPOCHS) $(HYPERPARAMETERS)
 
 .PHONY: local-script
-local-script: data image ## Train SOURCE_DIR/SCRIPT (script mode) in local mode: EPOCHS, INSTANCES
+local-script: data image ## Your own code: train SCRIPT, then serve it with INFERENCE and predict
 	$(JOBS) train --entry-point $(SCRIPT) --source-dir $(SOURCE_DIR) --instances $(INSTANCES) \
 	  epochs=$(EPOCHS) $(HYPERPARAMETERS)
+	$(JOBS) predict --entry-point $(INFERENCE) --source-dir $(SOURCE_DIR)
 
 .PHONY: local-predict local-deploy
 local-predict: data image ## Deploy the last model locally, predict JSON, npy and PNG, delete it

@@ -96,7 +96,7 @@ def cmd_train(args, sess):
 def cmd_predict(args, sess):
     model_data = model_data_for(args)
     x, y = load_test_set(args.data)
-    mdl = model(sess, args.image_uri, args.role, model_data)
+    mdl = model(sess, args.image_uri, args.role, model_data, args.entry_point, args.source_dir)
     predictor = mdl.deploy(initial_instance_count=1, instance_type=args.serving_instance_type)
     try:
         for kind, count in (("json", 1000), ("npy", 1000), ("png", 50)):
@@ -118,7 +118,7 @@ def cmd_transform(args, sess):
     work = tempfile.mkdtemp(prefix="transform-", dir=args.work)
     os.makedirs(os.path.join(work, "input"))
     write_jsonlines(x, os.path.join(work, "input", "test.jsonl"))
-    mdl = model(sess, args.image_uri, args.role, model_data)
+    mdl = model(sess, args.image_uri, args.role, model_data, args.entry_point, args.source_dir)
     started = time.monotonic()
     transform(
         mdl,
@@ -166,8 +166,12 @@ def main(argv=None):
     parser.add_argument("--output", help="s3:// prefix for models (cloud)")
     parser.add_argument("--checkpoints", help="s3:// prefix for checkpoints (cloud)")
     parser.add_argument("--spot", action="store_true", help="spot instances (cloud)")
-    parser.add_argument("--entry-point", help="train: your own script (script mode)")
-    parser.add_argument("--source-dir", help="train: the folder that holds --entry-point")
+    parser.add_argument(
+        "--entry-point",
+        help="your own code: the training script (train) or the inference module (predict, "
+        "transform)",
+    )
+    parser.add_argument("--source-dir", help="the folder that holds --entry-point")
     parser.add_argument(
         "--distribution",
         choices=[d for d in DISTRIBUTIONS if d],

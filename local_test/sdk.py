@@ -31,6 +31,7 @@ from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerPar
 
 LOCAL_ROLE = "arn:aws:iam::111111111111:role/SageMakerRole"  # local mode never uses it
 LOCAL_IMAGE = "sagemaker-mnist:latest"
+LOCAL_CODE_LOCATION = "s3://local-mode/code"  # never reached in local mode
 CLOUD_TRAINING_INSTANCE = "ml.g5.xlarge"
 CLOUD_SERVING_INSTANCE = "ml.c6i.large"
 # The SDK's defaults, as its config file would set them: no telemetry.
@@ -131,7 +132,9 @@ def tuner(est, max_jobs=10, max_parallel_jobs=2):
     )
 
 
-def model(sess, image_uri, role, model_data):
+def model(sess, image_uri, role, model_data, entry_point=None, source_dir=None):
+    """The model to deploy; with ``entry_point``, the user's own inference code in
+    ``source_dir``, which the SDK packs into model.tar.gz's code/ folder."""
     return Model(
         image_uri=image_uri,
         model_data=model_data,
@@ -139,6 +142,11 @@ def model(sess, image_uri, role, model_data):
         sagemaker_session=sess,
         predictor_cls=Predictor,
         name=f"mnist-{int(time.time() * 1000)}",
+        entry_point=entry_point,
+        source_dir=source_dir,
+        # Local mode packs the code next to the file:// model and uploads nothing, but the SDK
+        # still asks STS for the default bucket unless it is given one.
+        code_location=LOCAL_CODE_LOCATION if getattr(sess, "local_mode", False) else None,
     )
 
 

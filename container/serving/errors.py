@@ -21,6 +21,14 @@ class RequestError(BaseInferenceToolkitError):
     def body(self):
         return json.dumps({"error": self.message, "status": self.status_code, **self.details})
 
+    @classmethod
+    def from_toolkit(cls, error):
+        """Any sagemaker-inference toolkit error (a user's hook may raise one) as a RequestError."""
+        if isinstance(error, cls):
+            return error
+        message = str(getattr(error, "message", "") or error)
+        return cls(error.status_code, message)
+
 
 def bad_request(message):
     return RequestError(400, message, accepted_content_types=list(INPUTS), expected_shapes=SHAPES)
@@ -44,3 +52,9 @@ def not_acceptable(accept):
 
 def internal_error(error):
     return RequestError(500, f"internal error: {describe(error)[:300]}")
+
+
+def user_hook_error(module, hook, error):
+    """A user's hook that failed with an unexpected exception: a 500 that names the hook."""
+    where = f"{hook} in {module}" if module else hook
+    return RequestError(500, f"{where} failed: {describe(error)[:300]}", hook=hook)

@@ -19,6 +19,7 @@ import time
 
 from container.devices import has_gpu
 from container.files import MODEL_FILES
+from container.serving import user_code
 from container.serving.parameters import (
     ACCESS_LOG_LEVEL_ENV,
     BIND_TO_PORT_ENV,
@@ -153,17 +154,38 @@ def end_process_group(pgid, grace_s=5.0):
             time.sleep(0.05)
 
 
-def install_requirements(code_dir, settings):
-    requirements = os.path.join(code_dir, "requirements.txt")
+def prepare_user_code(model_dir, settings):
+    """The user's code folder, fetched once when it lies in S3, with its requirements.txt
+    installed when the user brought code (the module SAGEMAKER_PROGRAM names is there) or
+    SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true; otherwise nothing from the archive runs. A failed
+    install stops `serve` with pip's reason."""
+    folder = user_code.resolve_code_dir(model_dir)
+    requirements = os.path.join(folder, "requirements.txt")
     if not os.path.exists(requirements):
-        return
-    if settings.install_requirements:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-r", requirements], check=True)
-    else:
+        return folder
+    if user_code.module_path(folder) is None and not settings.install_requirements:
         print(
-            f"not installing {requirements}: set {INSTALL_REQUIREMENTS_ENV}=true to allow it",
+            f"not installing {requirements}: it comes with no {user_code.PROGRAM_ENV} module; "
+            f"set {INSTALL_REQUIREMENTS_ENV}=true to install it anyway",
             flush=True,
         )
+        return folder
+    print(f"installing {requirements}", flush=True)
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "-r",
+        requirements,
+    ]
+    done = subprocess.run(pip, cwd=folder, capture_output=True, text=True, check=False)
+    print(done.stdout, end="", flush=True)
+    if done.returncode:
+        reason = done.stderr.strip()[-2000:]
+        sys.exit(f"cannot install {requirements} (pip exit code {done.returncode}):\n{reason}")
+    return folder
 
 
 def serve():
@@ -172,9 +194,12 @@ def serve():
     from sagemaker_inference import environment  # reads SAGEMAKER_BASE_DIR when imported
 
     settings = ServerSettings.from_environ()
-    install_requirements(environment.code_dir, settings)
     model_dir = os.path.abspath(environment.model_dir)
-    if not any(os.path.exists(os.path.join(model_dir, name)) for name in MODEL_FILES):
+    code_dir = prepare_user_code(model_dir, settings)
+    brought_code = user_code.module_path(code_dir) is not None  # its model_fn reads the folder
+    if not brought_code and not any(
+        os.path.exists(os.path.join(model_dir, n)) for n in MODEL_FILES
+    ):
         sys.exit(
             f"cannot serve the model in {model_dir}: it holds neither {' nor '.join(MODEL_FILES)}"
         )
@@ -190,6 +215,7 @@ def serve():
             # The handler shares the cores out by the number of workers.
             WORKERS_ENV: str(settings.workers),
             LOAD_FAILURE_FILE_ENV: failure_file,
+            user_code.CODE_DIR_ENV: code_dir,
         }
     )
     if settings.access_log:

@@ -1,6 +1,6 @@
 """pytorch/examples' MNIST, adapted to SageMaker as the original project's script was: paths from
 the SM_* variables, hyperparameters as flags, DistributedDataParallel over env:// when the job has
-several hosts, and the weights in SM_MODEL_DIR/model.pth.
+several hosts, and the weights in SM_MODEL_DIR/model.pth (inference.py beside it serves them).
 
 Runs unchanged in this image (script mode) on one instance or several:
     Estimator(image_uri=IMAGE, entry_point="train.py", source_dir="examples/mnist_script", ...)
@@ -16,6 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+
+# Pixel statistics of the MNIST training set, on the 0-1 scale.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 class Net(nn.Module):
@@ -56,7 +59,7 @@ def read_idx(folder, name):
 def load(folder, split):
     images = read_idx(folder, f"{split}-images-idx3-ubyte")
     labels = read_idx(folder, f"{split}-labels-idx1-ubyte")
-    x = (torch.from_numpy(images.copy()).float().div(255).unsqueeze(1) - 0.1307) / 0.3081
+    x = (torch.from_numpy(images.copy()).float().div(255).unsqueeze(1) - MNIST_MEAN) / MNIST_STD
     return torch.utils.data.TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 

@@ -155,3 +155,39 @@ def test_docker_run_with_no_command_trains(image, tiny_channel, tmp_path):
     done = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert json.loads(read(os.path.join(base, "model", "metrics.json")))["test_accuracy"] > 80
+
+
+def test_a_model_with_its_own_inference_code_deploys_and_predicts(sess, image, tmp_path, mnist):
+    """Model(entry_point=..., source_dir=...) in local mode: the example script's model, served by
+    its inference.py (model_fn, predict_fn) with the image's decoders and encoders, and a
+    requirements.txt installed at start-up from a wheel shipped beside it."""
+    est = sdk.estimator(
+        sess,
+        image,
+        sdk.LOCAL_ROLE,
+        sdk.local_instance_type(),
+        1,
+        {"epochs": 1},
+        sdk.uri(str(tmp_path / "output")),
+        entry_point="train.py",
+        source_dir=os.path.join(ROOT, "examples", "mnist_script"),
+    )
+    est.fit(sdk.channels(os.path.join(ROOT, "data")), logs=True)
+    model_data = est.model_data
+    source = tmp_path / "code"
+    shutil.copytree(os.path.join(ROOT, "examples", "mnist_script"), source)
+    wheel = write_wheel(source, "shipped_marker", "1.2.3", 'VERSION = "1.2.3"\n')
+    (source / "requirements.txt").write_text(f"./{wheel}\n")
+    with open(source / "inference.py", "a") as f:
+        f.write("\nimport shipped_marker  # noqa: E402,F401 - installed from requirements.txt\n")
+    predictor = sdk.model(
+        sess, image, sdk.LOCAL_ROLE, model_data, "inference.py", str(source)
+    ).deploy(initial_instance_count=1, instance_type=sdk.local_instance_type())
+    try:
+        x, y = mnist["x_test"][:200], mnist["y_test"][:200]
+        for kind, count, share in (("json", 200, 0.9), ("npy", 200, 0.9), ("png", 5, 0.6)):
+            labels, _ = sdk.predict(predictor, x[:count], kind)
+            right = sum(a == b for a, b in zip(labels, y[:count], strict=True))
+            assert right >= share * count, (kind, right)
+    finally:
+        predictor.delete_endpoint(delete_endpoint_config=True)
