@@ -101,8 +101,10 @@ def load(model_dir, environ=os.environ):
         if environ.get(PROGRAM_ENV):
             logger.warning(
                 "%s=%s names no file in %s: the image's own hooks serve",
-                PROGRAM_ENV, environ[PROGRAM_ENV], folder,
-            )  # fmt: skip
+                PROGRAM_ENV,
+                environ[PROGRAM_ENV],
+                folder,
+            )
         return image_hooks()
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the module's own imports
