@@ -141,6 +141,8 @@ def decode_npy(body):
 
 
 def decode_npz(body):
+    if body.startswith(NPY_MAGIC):  # np.load would hand back the array, not an archive
+        raise bad_request("body is an .npy array; send it as application/x-npy")
     try:
         with np.load(io.BytesIO(body), allow_pickle=False) as archive:
             names = archive.files

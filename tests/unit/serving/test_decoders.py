@@ -163,3 +163,40 @@ def test_jpeg_and_png_decode_alike():
     png = decode(encode(draw_digit(3), "PNG"), "image/png")
     jpeg = decode(encode(draw_digit(3).convert("RGB"), "JPEG"), "image/jpeg")
     assert np.abs(png - jpeg).mean() < 0.02
+
+
+def valid_bodies():
+    """One valid body of every accepted type, two images each (one for the pictures)."""
+    from PIL import Image
+
+    x = (np.random.default_rng(0).random((2, 28, 28)) * 255).astype(np.uint8)
+    npy, npz, png, jpeg = io.BytesIO(), io.BytesIO(), io.BytesIO(), io.BytesIO()
+    np.save(npy, x)
+    np.savez(npz, instances=x)
+    Image.fromarray(255 - x[0]).save(png, format="PNG")
+    Image.fromarray(255 - x[0]).save(jpeg, format="JPEG")
+    return {
+        "application/json": json.dumps(x.tolist()).encode(),
+        "application/jsonlines": b"\n".join(json.dumps(i.tolist()).encode() for i in x),
+        "text/csv": "\n".join(",".join(map(str, i.reshape(-1))) for i in x).encode(),
+        "application/x-npy": npy.getvalue(),
+        "application/x-npz": npz.getvalue(),
+        "image/png": png.getvalue(),
+        "image/jpeg": jpeg.getvalue(),
+    }
+
+
+@pytest.mark.parametrize("body_type", list(valid_bodies()))
+def test_a_valid_body_under_another_type_is_read_or_refused_never_a_crash(body_type):
+    body = valid_bodies()[body_type]
+    for content_type in DECODERS:
+        try:
+            decode(bytearray(body), content_type)
+        except RequestError as e:
+            assert 400 <= e.status_code < 500, (body_type, content_type, e.message)
+
+
+def test_an_npy_body_sent_as_npz_says_which_type_it_is():
+    with pytest.raises(RequestError, match="send it as application/x-npy") as raised:
+        decode(valid_bodies()["application/x-npy"], "application/x-npz")
+    assert raised.value.status_code == 400
