@@ -79,8 +79,6 @@ def run(env):
     for folder in (env.model_dir, env.output_data_dir):  # as SageMaker makes them
         os.makedirs(folder, exist_ok=True)
     runner_kind = runner_type({**env.additional_framework_parameters, **hyperparameters})
-    os.environ["MASTER_ADDR"] = env.master_hostname
-    os.environ["MASTER_PORT"] = MASTER_PORT
     location = code_location(
         str(hyperparameters.get("sagemaker_submit_directory") or ""), env.channel_input_dirs
     )
@@ -88,6 +86,7 @@ def run(env):
         uri=location,
         user_entry_point=program(env),
         args=env.to_cmd_args(),
+        # The toolkit puts these in this process's environment, which its runners pass on.
         env_vars={
             **env.to_env_vars(),
             "MASTER_ADDR": env.master_hostname,
