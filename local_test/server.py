@@ -135,6 +135,15 @@ class LocalServer:
             time.sleep(0.05)
         raise AssertionError(f"not healthy after {timeout} s; pings {self.pings}\n{self.output()}")
 
+    def wait_exit(self, timeout=120):
+        """The exit code of a server expected to stop by itself, pinging it meanwhile (what it
+        answered is in ``pings``); None if it is still running after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            self.ping()
+            time.sleep(0.2)
+        return self.process.returncode
+
     def invoke(self, body, content_type, accept=None, timeout=30):
         headers = {"Content-Type": content_type} if content_type else {}
         if accept:
