@@ -7,8 +7,10 @@ SHELL := bash
 
 # interpreter the virtual environment is made from
 PYTHON ?= python3.11
-# virtual environment for training, tests and tools
+# virtual environment for training, tests and tools (the SageMaker SDK v3)
 VENV ?= .venv
+# virtual environment for the SDK v2 tests (v2 and v3 share a package name)
+VENV_V2 ?= .venv-sdk-v2
 # channel folders: $(DATA)/training and $(DATA)/testing
 DATA ?= data
 # epochs for `make train`
@@ -54,6 +56,8 @@ ACCOUNT ?= $(shell aws sts get-caller-identity --query Account --output text)
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PY_V2 := $(VENV_V2)/bin/python
+STAMP_V2 := $(VENV_V2)/.installed
 
 ##@ General
 
@@ -69,17 +73,26 @@ help: ## Show this help
 venv: $(STAMP) ## Make the virtual environment with the pinned dependencies
 
 $(STAMP): docker/requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r docker/requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+.PHONY: venv-sdk-v2
+venv-sdk-v2: $(STAMP_V2) ## Make the SDK v2 tests' environment
+
+$(STAMP_V2): docker/requirements.txt requirements-sdk-v2.txt
+	$(PYTHON) -m venv --clear $(VENV_V2)
+	$(PY_V2) -m pip install --quiet --no-deps --require-hashes -r docker/requirements.txt
+	$(PY_V2) -m pip install --quiet -r requirements-sdk-v2.txt
 	touch $@
 
 ENDPOINTS_JAR := container/serving/endpoints/endpoints.jar
 
 .PHONY: endpoints
-endpoints: $(ENDPOINTS_JAR) ## Compile the model server's /ping and /execution-parameters (needs a JDK)
+endpoints: $(ENDPOINTS_JAR) ## Compile the model server's plugin: /ping, /execution-parameters, /models (needs a JDK)
 
-$(ENDPOINTS_JAR): $(wildcard container/serving/endpoints/*.java) container/serving/endpoints/META-INF/services/* | $(STAMP)
+$(ENDPOINTS_JAR): $(wildcard container/serving/endpoints/*.java container/serving/endpoints/server/*.java) container/serving/endpoints/META-INF/services/* | $(STAMP)
 	container/serving/endpoints/build.sh $(PY)
 
 ##@ Image
@@ -149,9 +162,17 @@ serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT 
 
 ##@ Tests and checks
 
+# The SDK v2 tests, which run in their own environment.
+V2_TESTS := tests/unit/local_test/test_sdk_v2.py tests/container/test_local_mode_v2.py
+
 .PHONY: test
-test: data $(ENDPOINTS_JAR) ## Run every tier of tests (the container tier needs a Docker engine)
+test: data $(ENDPOINTS_JAR) $(STAMP_V2) ## Run every tier of tests, then the SDK v2 tests (the container tier needs a Docker engine)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY_V2) -m pytest $(V2_TESTS) $(PYTEST_ARGS)
+
+.PHONY: test-sdk-v2
+test-sdk-v2: data $(ENDPOINTS_JAR) $(STAMP_V2) ## SDK v2 tests in their own environment: cloud requests, local mode
+	$(PY_V2) -m pytest $(V2_TESTS) $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: data ## Unit tests: no Docker, no model server
@@ -162,7 +183,7 @@ test-serving: data $(ENDPOINTS_JAR) ## Serving tests: the real multi-model-serve
 	$(PY) -m pytest tests/serving $(PYTEST_ARGS)
 
 .PHONY: test-container
-test-container: data $(ENDPOINTS_JAR) ## Container tests: the image, Docker and SDK local mode
+test-container: data $(ENDPOINTS_JAR) ## Container tests: the image, Docker and SDK v3 local mode
 	$(PY) -m pytest tests/container $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -216,6 +237,7 @@ local-train: data image ## Train with the SDK's local mode: EPOCHS, INSTANCES, H
 .PHONY: local-script
 local-script: data image ## Your own code: train SCRIPT, then serve it with INFERENCE and predict
 	$(JOBS) train --entry-point $(SCRIPT) --source-dir $(SOURCE_DIR) --instances $(INSTANCES) \
+	  $(if $(filter-out 1,$(INSTANCES)),--distribution torchrun) \
 	  epochs=$(EPOCHS) $(HYPERPARAMETERS)
 	$(JOBS) predict --entry-point $(INFERENCE) --source-dir $(SOURCE_DIR)
 
@@ -231,6 +253,10 @@ local-transform: data image ## Batch transform of the test set (JSON lines, Spli
 .PHONY: local-sweep
 local-sweep: data image ## The original experiment: baseline widths 2-32, then the default model
 	$(JOBS) sweep epochs=$(EPOCHS)
+
+.PHONY: local-mme
+local-mme: data image ## One multi-model endpoint for the experiment's five widths: accuracy, latency
+	$(PY) -m local_test.multi_model --image $(IMAGE):latest --epochs $(EPOCHS)
 
 ##@ Reliability
 

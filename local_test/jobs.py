@@ -3,7 +3,7 @@ and tune, in local mode (default) or in the cloud (--mode cloud).
 
     python -m local_test.jobs train [--instances 2] [NAME=VALUE ...]
     python -m local_test.jobs train --entry-point train.py --source-dir examples/mnist_script
-    python -m local_test.jobs predict  |  transform  |  sweep
+    python -m local_test.jobs predict  |  transform  |  sweep  |  mme
     python -m local_test.jobs train --mode cloud --image-uri URI --role ARN --data s3://b/mnist
 """
 
@@ -15,26 +15,9 @@ import time
 
 import numpy as np
 
-from local_test import ROOT, sweep
+from local_test import ROOT, sdk, sweep
+from local_test.job_files import read_metrics, read_transform_output, uri, write_jsonlines
 from local_test.opt_ml import parse_assignments
-from local_test.sdk import (
-    CLOUD_SERVING_INSTANCE,
-    CLOUD_TRAINING_INSTANCE,
-    LOCAL_IMAGE,
-    LOCAL_ROLE,
-    channels,
-    estimator,
-    local_instance_type,
-    model,
-    predict,
-    read_metrics,
-    read_transform_output,
-    session,
-    transform,
-    tuner,
-    uri,
-    write_jsonlines,
-)
 
 
 def load_test_set(data):
@@ -42,10 +25,6 @@ def load_test_set(data):
 
     _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
     return test.images[:, 0].numpy(), test.labels.numpy()
-
-
-# What --distribution names, as the SDK's estimators take it.
-DISTRIBUTIONS = {None: None, "torch_distributed": {"torch_distributed": {"enabled": True}}}
 
 
 def last_model_file(args):
@@ -63,44 +42,59 @@ def model_data_for(args):
         sys.exit("no model yet: run `make local-train` first, or pass --model-data")
 
 
+def job_folder(args, kind):
+    return tempfile.mkdtemp(prefix=f"{kind}-", dir=args.work)
+
+
 def cmd_train(args, sess):
-    out = uri(os.path.join(args.work, "output")) if args.mode == "local" else args.output
-    est = estimator(
+    model_trainer = sdk.trainer(
         sess,
+        args.mode,
         args.image_uri,
         args.role,
         args.instance_type,
         args.instances,
         parse_assignments(args.hyperparameters),
-        out,
-        checkpoint_s3_uri=args.checkpoints if args.mode == "cloud" else None,
-        spot=args.mode == "cloud" and args.spot,
+        output_path=args.output,
+        checkpoint_s3_uri=args.checkpoints,
+        spot=args.spot,
         entry_point=args.entry_point,
         source_dir=args.source_dir,
-        distribution=DISTRIBUTIONS[args.distribution],
+        distribution=args.distribution,
+        work=job_folder(args, "train") if args.mode == "local" else None,
     )
     started = time.monotonic()
-    est.fit(channels(args.data), logs=True)
+    model_trainer.train(input_data_config=sdk.channels(args.data), wait=True, logs=True)
     elapsed = time.monotonic() - started
+    model = sdk.model_data(model_trainer)
     with open(last_model_file(args), "w") as f:
-        f.write(est.model_data)
-    metrics = read_metrics(est.model_data)
+        f.write(model)
+    metrics = read_metrics(model) if os.path.exists(model) else None
     accuracy = f"{metrics['test_accuracy']:.2f}%" if metrics else "see the job's metrics"
     print(
         f"\ntest accuracy {accuracy}; {args.instances} instance(s); {elapsed:.0f} s wall\n"
-        f"model: {est.model_data}"
+        f"model: {model}"
     )
-    return est
+    return model_trainer
 
 
 def cmd_predict(args, sess):
-    model_data = model_data_for(args)
+    model = model_data_for(args)
     x, y = load_test_set(args.data)
-    mdl = model(sess, args.image_uri, args.role, model_data, args.entry_point, args.source_dir)
-    predictor = mdl.deploy(initial_instance_count=1, instance_type=args.serving_instance_type)
+    builder = sdk.builder(
+        sess,
+        args.mode,
+        args.image_uri,
+        args.role,
+        model,
+        args.entry_point,
+        args.source_dir,
+        work=args.work,
+    )
+    endpoint = sdk.deploy(builder, args.mode, args.serving_instance_type)
     try:
         for kind, count in (("json", 1000), ("npy", 1000), ("png", 50)):
-            labels, seconds = predict(predictor, x[:count], kind)
+            labels, seconds = sdk.predict(endpoint, x[:count], kind)
             accuracy = 100 * np.mean(np.array(labels) == y[:count])
             requests = count if kind == "png" else 1
             print(
@@ -108,23 +102,25 @@ def cmd_predict(args, sess):
                 f"{accuracy:.2f}%, {1000 * seconds / requests:.1f} ms a request"
             )
     finally:
-        predictor.delete_endpoint(delete_endpoint_config=True)
+        sdk.delete(endpoint)
         print("endpoint deleted")
 
 
 def cmd_transform(args, sess):
-    model_data = model_data_for(args)
+    model = model_data_for(args)
     x, y = load_test_set(args.data)
-    work = tempfile.mkdtemp(prefix="transform-", dir=args.work)
+    work = job_folder(args, "transform")
     os.makedirs(os.path.join(work, "input"))
     write_jsonlines(x, os.path.join(work, "input", "test.jsonl"))
-    mdl = model(sess, args.image_uri, args.role, model_data, args.entry_point, args.source_dir)
+    runner = sdk.transform_session(sess, args.mode)
+    name = sdk.create_model(runner, args.image_uri, args.role, model)
     started = time.monotonic()
-    transform(
-        mdl,
+    sdk.transform(
+        runner,
+        name,
         uri(os.path.join(work, "input")),
         uri(os.path.join(work, "output")),
-        args.serving_instance_type,
+        args.serving_instance_type if args.mode == "cloud" else "local",
     )
     labels = read_transform_output(os.path.join(work, "output"))
     accuracy = 100 * np.mean(np.array(labels) == y)
@@ -132,6 +128,36 @@ def cmd_transform(args, sess):
         f"batch transform of {len(labels)} test images: accuracy {accuracy:.2f}%, "
         f"{time.monotonic() - started:.0f} s; output in {work}/output"
     )
+
+
+def cmd_mme(args, sess):
+    """One multi-model endpoint for every model.tar.gz under --model-data (an s3:// prefix):
+    each answers 1,000 test images in turn; then the endpoint is deleted. Locally, the image
+    runs directly (no SDK's local mode has multi-model endpoints)."""
+    if args.mode == "local":
+        from local_test import multi_model
+
+        multi_model.main(["--image", args.image_uri, "--data", args.data])
+        return
+    if not (args.model_data or "").startswith("s3://"):
+        sys.exit("mme --mode cloud needs --model-data s3://bucket/prefix/ (the models' folder)")
+    from local_test.server import npy
+
+    x, y = load_test_set(args.data)
+    name = sdk.multi_model_endpoint(
+        sess, args.image_uri, args.role, args.model_data, args.serving_instance_type
+    )
+    try:
+        bucket, _, prefix = args.model_data.removeprefix("s3://").partition("/")
+        listing = sess.boto_session.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+        for key in [o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith(".tar.gz")]:
+            target = key.removeprefix(prefix)
+            answer = sdk.invoke_target(sess, name, target, npy(x[:1000]), "application/x-npy")
+            labels = [p["label"] for p in answer["predictions"]]
+            print(f"{target}: accuracy {100 * np.mean(np.array(labels) == y[:1000]):.2f}%")
+    finally:
+        sess.sagemaker_client.delete_endpoint(EndpointName=name)
+        print("endpoint deleted")
 
 
 def cmd_sweep(args, sess):
@@ -142,15 +168,41 @@ def cmd_sweep(args, sess):
     print("\n" + table + f"\nchart: {chart}")
 
 
+def cmd_tune(args, sess):
+    if args.mode == "local":
+        sys.exit("tuning runs in the cloud only (SDK v3 has no local tuning): add --mode cloud")
+    model_trainer = sdk.trainer(
+        sess,
+        args.mode,
+        args.image_uri,
+        args.role,
+        args.instance_type,
+        1,
+        parse_assignments(args.hyperparameters),
+        output_path=args.output,
+    )
+    sdk.tuner(model_trainer).tune(inputs=sdk.channels(args.data), wait=False)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "transform": cmd_transform,
+    "sweep": cmd_sweep,
+    "tune": cmd_tune,
+    "mme": cmd_mme,
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("command", choices=["train", "predict", "transform", "sweep", "tune"])
+    parser.add_argument("command", choices=list(COMMANDS))
     parser.add_argument("hyperparameters", nargs="*", metavar="NAME=VALUE")
     parser.add_argument("--mode", choices=["local", "cloud"], default="local")
-    parser.add_argument("--image-uri", default=LOCAL_IMAGE)
-    parser.add_argument("--role", default=LOCAL_ROLE, help="SageMaker execution role (cloud)")
+    parser.add_argument("--image-uri", default=sdk.LOCAL_IMAGE)
+    parser.add_argument("--role", default=sdk.LOCAL_ROLE, help="SageMaker execution role (cloud)")
     parser.add_argument(
         "--data",
         default=os.path.join(ROOT, "data"),
@@ -158,10 +210,12 @@ def main(argv=None):
     )
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument(
-        "--instance-type", help=f"default: local, local_gpu or {CLOUD_TRAINING_INSTANCE}"
+        "--instance-type",
+        help=f"default: local_cpu, local_gpu or {sdk.CLOUD_TRAINING_INSTANCE}",
     )
     parser.add_argument(
-        "--serving-instance-type", help=f"default: local, local_gpu or {CLOUD_SERVING_INSTANCE}"
+        "--serving-instance-type",
+        help=f"default: local_cpu, local_gpu or {sdk.CLOUD_SERVING_INSTANCE}",
     )
     parser.add_argument("--output", help="s3:// prefix for models (cloud)")
     parser.add_argument("--checkpoints", help="s3:// prefix for checkpoints (cloud)")
@@ -174,10 +228,13 @@ def main(argv=None):
     parser.add_argument("--source-dir", help="the folder that holds --entry-point")
     parser.add_argument(
         "--distribution",
-        choices=[d for d in DISTRIBUTIONS if d],
-        help="train: how a script is launched on several instances (default: once a host)",
+        choices=["torchrun"],
+        help="train: your script under torchrun across the instances (default: once a host)",
     )
-    parser.add_argument("--model-data", help="model.tar.gz to deploy (default: the last one)")
+    parser.add_argument(
+        "--model-data",
+        help="model.tar.gz to deploy (default: the last one); mme: the s3:// prefix of the models",
+    )
     parser.add_argument(
         "--work",
         default=os.path.join(ROOT, "build", "sagemaker"),
@@ -186,32 +243,16 @@ def main(argv=None):
     args = parser.parse_intermixed_args(argv)
     local = args.mode == "local"
     args.instance_type = args.instance_type or (
-        local_instance_type() if local else CLOUD_TRAINING_INSTANCE
+        sdk.local_instance_type() if local else sdk.CLOUD_TRAINING_INSTANCE
     )
     args.serving_instance_type = args.serving_instance_type or (
-        local_instance_type() if local else CLOUD_SERVING_INSTANCE
+        sdk.local_instance_type() if local else sdk.CLOUD_SERVING_INSTANCE
     )
+    if local and (args.output or args.checkpoints or args.spot):
+        parser.error("--output, --checkpoints and --spot are for --mode cloud")
     os.makedirs(args.work, exist_ok=True)
-    sess = session(args.mode)
-    if args.command == "tune":
-        est = estimator(
-            sess,
-            args.image_uri,
-            args.role,
-            args.instance_type,
-            1,
-            parse_assignments(args.hyperparameters),
-            args.output,
-        )
-        tuner(est).fit(channels(args.data))
-        return
-    commands = {
-        "train": cmd_train,
-        "predict": cmd_predict,
-        "transform": cmd_transform,
-        "sweep": cmd_sweep,
-    }
-    commands[args.command](args, sess)
+    sess = sdk.session(args.mode)
+    COMMANDS[args.command](args, sess)
 
 
 if __name__ == "__main__":

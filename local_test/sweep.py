@@ -5,7 +5,9 @@ import os
 import tempfile
 import time
 
-from local_test.sdk import channels, estimator, read_metrics, uri
+from container.training.metrics import OBJECTIVE_METRIC
+from local_test import sdk
+from local_test.job_files import read_metrics
 
 # The original project's experiment: the baseline CNN's width, 2 epochs each.
 SWEEP_WIDTHS = (2, 5, 10, 20, 32)
@@ -21,22 +23,32 @@ def run(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None):
     ] + [("default (bncnn)", {})]
     rows = []
     for label, hyperparameters in runs:
-        output = uri(tempfile.mkdtemp(prefix="sweep-", dir=args.work))
-        est = estimator(
+        model_trainer = sdk.trainer(
             sess,
+            args.mode,
             args.image_uri,
             args.role,
             args.instance_type,
             1,
             dict(hyperparameters, epochs=epochs),
-            output,
+            output_path=args.output,
+            work=tempfile.mkdtemp(prefix="sweep-", dir=args.work) if args.mode == "local" else None,
         )
         started = time.monotonic()
-        est.fit(inputs or channels(args.data), logs=False)
-        rows.append(
-            (label, read_metrics(est.model_data)["test_accuracy"], time.monotonic() - started)
-        )
+        model_trainer.train(input_data_config=inputs or sdk.channels(args.data), logs=False)
+        rows.append((label, test_accuracy(model_trainer), time.monotonic() - started))
     return rows
+
+
+def test_accuracy(model_trainer):
+    """The job's final test accuracy: from metrics.json in a local model, else from the metric
+    SageMaker recorded."""
+    model = sdk.model_data(model_trainer)
+    if os.path.exists(model):
+        return read_metrics(model)["test_accuracy"]
+    job = model_trainer._latest_training_job
+    job.refresh()
+    return next(m.value for m in job.final_metric_data_list if m.metric_name == OBJECTIVE_METRIC)
 
 
 def report(rows, epochs, folder):

@@ -7,8 +7,11 @@ request after that goes through the hooks; a toolkit error becomes its status wi
 any other exception a 500 with a JSON body that names the hook, and the worker lives on.
 """
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 
 import torch
 from sagemaker_inference.errors import BaseInferenceToolkitError
@@ -19,7 +22,7 @@ from container.serving.content_types import ANY, JSON
 from container.serving.cores import CoreShare
 from container.serving.encoders import choose_accept
 from container.serving.errors import RequestError, internal_error, user_hook_error
-from container.serving.parameters import MAX_PAYLOAD_ENV, ServerSettings
+from container.serving.parameters import MAX_PAYLOAD_ENV, TIMEOUT_ENV, ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +108,25 @@ def initialize(context):
     try:
         _service = Service(context, _settings)
     except Exception as e:
-        if _settings.load_failure_file:  # `serve` watches for it and stops with this reason
-            with open(_settings.load_failure_file, "w") as f:
-                f.write(describe(e))
+        report_load_failure(_settings, context.model_name, e)
         raise
+
+
+def report_load_failure(settings, model_name, error):
+    """Leaves why the model cannot load where `serve` (one model: it stops) or the load request
+    (multi-model mode: it answers with it, 507 when memory ran out) reads it."""
+    if settings.load_failure_dir:
+        status = 507 if isinstance(error, MemoryError) else 500
+        path, reason = (
+            os.path.join(settings.load_failure_dir, model_name),
+            f"{status} {describe(error)}",
+        )
+    elif settings.load_failure_file:
+        path, reason = settings.load_failure_file, describe(error)
+    else:
+        return
+    with open(path, "w") as f:
+        f.write(reason)
 
 
 def _header(headers, name):
@@ -123,6 +141,39 @@ def _count(data):
         return 1
 
 
+class _Expired(BaseException):
+    """Raised in the worker when a request runs past the timeout; a BaseException, so that a
+    user's ``except Exception`` does not swallow it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Interrupts the block with _Expired after ``seconds``: the worker answers and lives on,
+    where the model server would only restart it, after the timeout read as minutes."""
+
+    def expire(signum, frame):
+        raise _Expired
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach main only
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def timed_out(seconds):
+    return RequestError(
+        504,
+        f"the request ran past the {seconds} s timeout ({TIMEOUT_ENV}); send fewer images per "
+        f"request, or raise it",
+    )
+
+
 def handle(data, context):
     if data is None:
         initialize(context)
@@ -131,7 +182,12 @@ def handle(data, context):
     responses = []
     for index, request in enumerate(data):
         try:
-            responses.append(_service.answer(index, request))
+            with deadline(_settings.timeout_s):
+                responses.append(_service.answer(index, request))
+        except _Expired:
+            del responses[index:]  # it may have fired just after the answer was in
+            logger.error("request %d ran past %d s", index, _settings.timeout_s)
+            responses.append(_error(context, index, timed_out(_settings.timeout_s)))
         except BaseInferenceToolkitError as e:
             responses.append(_error(context, index, RequestError.from_toolkit(e)))
         except Exception as e:

@@ -9,6 +9,7 @@ archive is installed unless SAGEMAKER_INSTALL_MODEL_REQUIREMENTS=true.
 """
 
 import json
+import math
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from container.devices import has_gpu
 from container.files import MODEL_FILES
@@ -24,10 +26,12 @@ from container.serving.parameters import (
     ACCESS_LOG_LEVEL_ENV,
     BIND_TO_PORT_ENV,
     INSTALL_REQUIREMENTS_ENV,
+    LOAD_FAILURE_DIR_ENV,
     LOAD_FAILURE_FILE_ENV,
     MAX_ANSWER_BYTES_PER_IMAGE,
     MAX_NPZ_ARRAY_BYTES,
     MIN_IMAGE_BYTES,
+    RESTART_AFTER_ENV,
     WORKERS_ENV,
     ServerSettings,
 )
@@ -36,7 +40,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HANDLER = "container.serving.handler:handle"
 ENDPOINTS_DIR = os.path.join(HERE, "endpoints")
 ENDPOINTS_JAR = os.path.join(ENDPOINTS_DIR, "endpoints.jar")
+# The server class endpoints/server/ patches, compiled; found first from the server's folder.
+SERVER_CLASSES = os.path.join(ENDPOINTS_DIR, "server", "classes")
 LOG_CONFIG = os.path.join(HERE, "log4j2.xml")
+# The supervisor's /ping every this many seconds, and its patience with a restarted server.
+HEALTH_CHECK_S = 1.0
+START_LIMIT_S = 180.0
+# More restarts than this within the window end `serve`: the fault is not passing.
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 600
 
 
 def response_limit(payload_mb):
@@ -61,7 +73,7 @@ def execution_parameters(workers, payload_mb):
 
 def server_properties(settings, handler=HANDLER):
     """multi-model-server's configuration for ``settings`` (a ServerSettings)."""
-    return {
+    properties = {
         "load_models": "ALL",
         "decode_input_request": "false",  # the handler gets the raw bytes
         "default_service_handler": handler,
@@ -69,7 +81,9 @@ def server_properties(settings, handler=HANDLER):
         # The management API registers models from URLs: loopback only, never exposed.
         "management_address": f"http://127.0.0.1:{settings.port + 1}",
         "default_workers_per_model": settings.workers,
-        "default_response_timeout": settings.timeout_s,
+        # The handler answers a request that runs past the timeout with a 504; the server reads
+        # its own timeout in minutes, and restarts a worker stuck past it in native code.
+        "default_response_timeout": math.ceil(settings.timeout_s / 60) + 1,
         # Bodies up to twice the limit reach the handler, which answers 413 with a JSON body
         # that names the limit; larger ones get the server's own bare 413.
         "max_request_size": int(2 * settings.max_body_bytes) + 1024 * 1024,
@@ -84,6 +98,12 @@ def server_properties(settings, handler=HANDLER):
         # used in a process forked after it started.
         "preload_model": "false" if has_gpu() else "true",
     }
+    if settings.multi_model:
+        # SageMaker sends its model API (/models, answered by endpoints/MultiModels.java) to
+        # the served port: one listener for both, and no model at start-up.
+        properties["management_address"] = properties["inference_address"]
+        del properties["load_models"]
+    return properties
 
 
 def write_properties(properties, path):
@@ -91,10 +111,10 @@ def write_properties(properties, path):
         f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
 
 
-def model_server_command(config, model_dir):
+def model_server_command(config, model_dir=None):
     """multi-model-server in the foreground, configured by the file ``config``, logging through
-    log4j2.xml, serving the model in ``model_dir``."""
-    return [
+    log4j2.xml, serving the model in ``model_dir`` (none: multi-model mode)."""
+    command = [
         "multi-model-server",
         "--foreground",
         "--model-store",
@@ -103,9 +123,8 @@ def model_server_command(config, model_dir):
         config,
         "--log-config",
         LOG_CONFIG,
-        "--models",
-        f"model={model_dir}",
     ]
+    return command + ["--models", f"model={model_dir}"] if model_dir else command
 
 
 def model_server_environment(**extra):
@@ -120,11 +139,12 @@ def model_server_environment(**extra):
     )
 
 
-def port_problem(port):
-    """Why the server cannot listen on ``port`` and the loopback ``port + 1`` (its management
-    API), or None. The server itself, on a port in use, logs a Java exception, exits 0 and leaves
-    its Python workers running."""
-    for host, number in (("0.0.0.0", port), ("127.0.0.1", port + 1)):
+def port_problem(port, management=True):
+    """Why the server cannot listen on ``port`` and, with ``management``, the loopback
+    ``port + 1`` (its management API), or None. The server itself, on a port in use, logs a Java
+    exception, exits 0 and leaves its Python workers running."""
+    addresses = [("0.0.0.0", port)] + ([("127.0.0.1", port + 1)] if management else [])
+    for host, number in addresses:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds
             try:
@@ -189,11 +209,52 @@ def prepare_user_code(model_dir, settings):
 
 
 def serve():
-    if not os.path.exists(ENDPOINTS_JAR):
-        sys.exit(f"{ENDPOINTS_JAR} is missing: build it with `make endpoints`")
+    for built in (ENDPOINTS_JAR, SERVER_CLASSES):
+        if not os.path.exists(built):
+            sys.exit(f"{built} is missing: build it with `make endpoints`")
+    try:
+        settings = ServerSettings.from_environ()
+    except ValueError as e:
+        sys.exit(f"cannot serve: {e}")
+    workdir = tempfile.mkdtemp(prefix="serve-")
+    # The server's class path starts with its working folder: the patched class comes first.
+    for name in os.listdir(SERVER_CLASSES):
+        os.symlink(os.path.join(SERVER_CLASSES, name), os.path.join(workdir, name))
+    if settings.multi_model:
+        serve_models(settings, workdir)
+    else:
+        serve_model(settings, workdir)
+
+
+def serve_models(settings, workdir):
+    """Multi-model mode: no model at start-up; SageMaker loads each with POST /models, and a
+    model that cannot load answers that request with the reason instead of stopping `serve`."""
+    problem = port_problem(settings.port, management=False)
+    if problem:
+        sys.exit(problem)
+    config = os.path.join(workdir, "mms.properties")
+    write_properties(server_properties(settings), config)
+    failures = os.path.join(workdir, "load-failures")
+    os.mkdir(failures)
+    env = model_server_environment(
+        **{WORKERS_ENV: str(settings.workers), LOAD_FAILURE_DIR_ENV: failures}
+    )
+    if settings.access_log:
+        env[ACCESS_LOG_LEVEL_ENV] = "info"
+    supervisor = Supervisor(
+        lambda: subprocess.Popen(
+            model_server_command(config), env=env, cwd=workdir, start_new_session=True
+        ),
+        settings.port,
+        settings.restart_after_s,
+        management=False,
+    )
+    sys.exit(supervisor.run())
+
+
+def serve_model(settings, workdir):
     from sagemaker_inference import environment  # reads SAGEMAKER_BASE_DIR when imported
 
-    settings = ServerSettings.from_environ()
     model_dir = os.path.abspath(environment.model_dir)
     code_dir = prepare_user_code(model_dir, settings)
     brought_code = user_code.module_path(code_dir) is not None  # its model_fn reads the folder
@@ -206,7 +267,6 @@ def serve():
     problem = port_problem(settings.port)
     if problem:
         sys.exit(problem)
-    workdir = tempfile.mkdtemp(prefix="serve-")
     config = os.path.join(workdir, "mms.properties")
     write_properties(server_properties(settings), config)
     failure_file = os.path.join(workdir, "load-failure")
@@ -221,48 +281,115 @@ def serve():
     if settings.access_log:
         env[ACCESS_LOG_LEVEL_ENV] = "info"
     # cwd: a scratch folder for anything the server writes, never the caller's directory.
-    server = subprocess.Popen(
-        model_server_command(config, model_dir), env=env, cwd=workdir, start_new_session=True
+    supervisor = Supervisor(
+        lambda: subprocess.Popen(
+            model_server_command(config, model_dir), env=env, cwd=workdir, start_new_session=True
+        ),
+        settings.port,
+        settings.restart_after_s,
     )
-    sys.exit(supervise(server, failure_file, model_dir))
+    sys.exit(supervisor.run(failure_file, model_dir))
 
 
-def supervise(server, failure_file, model_dir):
-    """Waits for ``server`` to end, or for a worker's load failure, and ends what it leaves
-    behind; the exit code for `serve`."""
-    stopping = []
+def healthy(port, timeout_s=2.0):
+    """Whether the server on ``port`` answers /ping with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=timeout_s) as r:
+            return r.status == 200
+    except (OSError, ValueError):  # refused, timed out, or a 503 (HTTPError is an OSError)
+        return False
 
-    def stop(signum=None, frame=None):
-        stopping.append(signum)
+
+class Supervisor:
+    """Runs the model server that ``start()`` starts until it stops or `serve` is told to stop,
+    and restarts it when /ping on ``port`` turns unhealthy for ``restart_after_s`` after it was
+    healthy: the process the workers fork from may die (the out-of-memory killer picks it: it
+    holds torch and the model), and then no worker can start again. A restart that is not
+    healthy within ``start_limit_s``, or too many restarts in a row, ends `serve` non-zero, so
+    that the platform replaces the container instead of keeping one that never answers."""
+
+    def __init__(self, start, port, restart_after_s, management=True, start_limit_s=START_LIMIT_S):
+        self.start, self.port, self.management = start, port, management
+        self.restart_after_s, self.start_limit_s = restart_after_s, start_limit_s
+        self.server = start()
+        self.stopping = []
+        self.restarts = []  # when each restart happened (monotonic seconds)
+
+    def stop(self, signum=None, frame=None):
+        self.stopping.append(signum)
         try:
-            os.killpg(server.pid, signal.SIGTERM)
+            os.killpg(self.server.pid, signal.SIGTERM)
         except ProcessLookupError:  # the server and everything it started have already gone
             pass
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    # A worker that cannot load the model leaves its reason in failure_file: stop with it,
-    # instead of a server whose /ping stays 503 and whose requests wait for a worker forever.
-    while server.poll() is None:
-        if os.path.exists(failure_file):
-            with open(failure_file) as f:
-                print(
-                    f"cannot serve the model in {model_dir}: {f.read()}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            stop()
-            server.wait()
-            end_process_group(server.pid)
-            return 1
-        time.sleep(0.2)
-    end_process_group(server.pid)
-    if not stopping:
-        print(
-            f"multi-model-server stopped by itself (exit code {server.returncode}); its log "
-            f"above says why",
-            file=sys.stderr,
-            flush=True,
-        )
-        return server.returncode or 1
-    return server.returncode
+    def restart(self, why):
+        print(f"{why}: restarting multi-model-server", file=sys.stderr, flush=True)
+        end_process_group(self.server.pid)
+        self.server.wait()
+        deadline = time.monotonic() + 10  # the new server fails at once on a port still held
+        while port_problem(self.port, self.management) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        self.server = self.start()
+
+    def run(self, failure_file=None, model_dir=None):
+        """The exit code for `serve`. A worker that cannot load the model in ``model_dir``
+        leaves its reason in ``failure_file``: `serve` stops with it, instead of a server whose
+        /ping stays 503 and whose requests wait for a worker forever."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        was_healthy, unhealthy_since, started = False, None, time.monotonic()
+        next_check = started
+        while self.server.poll() is None:
+            if failure_file and os.path.exists(failure_file):
+                with open(failure_file) as f:
+                    print(
+                        f"cannot serve the model in {model_dir}: {f.read()}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                self.stop()
+                self.server.wait()
+                end_process_group(self.server.pid)
+                return 1
+            now = time.monotonic()
+            if now >= next_check and not self.stopping:
+                next_check = now + HEALTH_CHECK_S
+                if healthy(self.port):
+                    was_healthy, unhealthy_since = True, None
+                elif was_healthy:
+                    unhealthy_since = unhealthy_since or now
+                    if now - unhealthy_since >= self.restart_after_s:
+                        if len(self.restarts) >= MAX_RESTARTS:
+                            return self.give_up(
+                                f"/ping unhealthy again after {len(self.restarts)} restarts "
+                                f"in {RESTART_WINDOW_S // 60} minutes"
+                            )
+                        self.restart(
+                            f"/ping unhealthy for {now - unhealthy_since:.0f} s "
+                            f"({RESTART_AFTER_ENV}={self.restart_after_s:g})"
+                        )
+                        was_healthy, unhealthy_since, started = False, None, time.monotonic()
+                elif self.restarts and now - started > self.start_limit_s:
+                    return self.give_up(
+                        f"multi-model-server not healthy {self.start_limit_s:g} s after a restart"
+                    )
+            time.sleep(0.2)
+        end_process_group(self.server.pid)
+        if not self.stopping:
+            print(
+                f"multi-model-server stopped by itself (exit code {self.server.returncode}); "
+                f"its log above says why",
+                file=sys.stderr,
+                flush=True,
+            )
+            return self.server.returncode or 1
+        return self.server.returncode
+
+    def give_up(self, why):
+        print(f"{why}: stopping serve", file=sys.stderr, flush=True)
+        self.stop()
+        self.server.wait()
+        end_process_group(self.server.pid)
+        return 1

@@ -17,6 +17,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, replace
 
+from container.files import switched_on
+from container.serving.parameters import MULTI_MODEL_ENV
+
 logger = logging.getLogger(__name__)
 
 PROGRAM_ENV = "SAGEMAKER_PROGRAM"
@@ -24,6 +27,7 @@ SUBMIT_DIRECTORY_ENV = "SAGEMAKER_SUBMIT_DIRECTORY"
 # Where `serve` tells the workers the code folder is, once it has resolved (and fetched) it.
 CODE_DIR_ENV = "MNIST_USER_CODE_DIR"
 MODEL_CODE_FOLDER = "code"
+DEFAULT_MODULE = "inference.py"
 HOOKS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 
 
@@ -84,8 +88,12 @@ def resolve_code_dir(model_dir, environ=os.environ):
 
 
 def module_path(folder, environ=os.environ):
-    """The file of the module SAGEMAKER_PROGRAM names in ``folder``, or None."""
+    """The file of the module SAGEMAKER_PROGRAM names in ``folder``, or None. In multi-model
+    mode each model's code folder may hold its own, inference.py unless SAGEMAKER_PROGRAM says
+    otherwise, as in AWS's PyTorch images."""
     program = environ.get(PROGRAM_ENV)
+    if not program and switched_on(MULTI_MODEL_ENV, environ):
+        program = DEFAULT_MODULE
     if not program:
         return None
     path = os.path.join(folder, program if program.endswith(".py") else program + ".py")

