@@ -163,7 +163,8 @@ serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT 
 ##@ Tests and checks
 
 # The SDK v2 tests, which run in their own environment.
-V2_TESTS := tests/unit/local_test/test_sdk_v2.py tests/container/test_local_mode_v2.py
+V2_TESTS := tests/unit/local_test/test_sdk_v2.py tests/container/test_local_mode_v2.py \
+  tests/container/test_script_mode_v2.py
 
 .PHONY: test
 test: data $(ENDPOINTS_JAR) $(STAMP_V2) ## Run every tier of tests, then the SDK v2 tests (the container tier needs a Docker engine)
@@ -261,9 +262,10 @@ local-mme: data image ## One multi-model endpoint for the experiment's five widt
 ##@ Reliability
 
 .PHONY: soak
-soak: data ## Reliability at full size against the container: 10,000 malformed requests, 60 s of load
-	FUZZ_EXAMPLES=10000 LOAD_SECONDS=60 DOCKER=$(DOCKER) $(PY) -m pytest -s \
-	  tests/container/test_reliability.py $(PYTEST_ARGS)
+soak: data $(ENDPOINTS_JAR) ## Reliability at full size: 10,000 malformed requests, 60 s of load, a 100 MB body, faults
+	FUZZ_EXAMPLES=10000 LOAD_SECONDS=60 ASYNC_PAYLOAD_MB=100 DOCKER=$(DOCKER) $(PY) -m pytest -s \
+	  tests/container/test_reliability.py tests/container/test_endpoint_limits.py \
+	  tests/serving/test_faults.py $(PYTEST_ARGS)
 
 .PHONY: audit
 audit: ## Look up every pinned dependency of the image in a vulnerability database (pip-audit)

@@ -87,8 +87,10 @@ def trainer(
     requirements=None,
     distribution=None,
     work=None,
+    environment=None,
 ):
-    """The training job. With ``entry_point``, the user's script in ``source_dir`` (v3 runs it
+    """The training job, with ``environment`` added to its containers' (MLFLOW_TRACKING_URI,
+    say). With ``entry_point``, the user's script in ``source_dir`` (v3 runs it
     with its own driver, under torchrun with ``distribution="torchrun"``); without, the image's
     built-in trainer. Local jobs write under ``work``; cloud ones to ``output_path``, with spot
     instances and checkpoints when asked."""
@@ -137,6 +139,7 @@ def trainer(
             **({"enable_managed_spot_training": True} if spot and not local else {}),
         ),
         hyperparameters={k: str(v) for k, v in (hyperparameters or {}).items()},
+        environment=dict(environment or {}),
         **extra,
     )
     return model_trainer.with_metric_definitions(
@@ -416,6 +419,20 @@ def predict(endpoint, images, kind):
     return [a["label"] for a in answers], time.perf_counter() - started
 
 
-def delete(endpoint):
-    """Stops a local endpoint's container, or deletes a cloud endpoint."""
+def delete(endpoint, timeout_s=60):
+    """Stops a local endpoint's container, or deletes a cloud endpoint. The local endpoint's
+    own delete leaves its container running, holding port LOCAL_SERVING_PORT."""
+    local = getattr(endpoint, "local_container_mode_obj", None)
+    container = getattr(local, "container", None)
+    if container is not None:
+        import docker.errors
+
+        local.destroy_server()  # kills it; it was started to remove itself
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                break
+            time.sleep(0.2)
     endpoint.delete()

@@ -14,15 +14,23 @@ SWEEP_WIDTHS = (2, 5, 10, 20, 32)
 ORIGINAL_RESULT = "about 95-97"
 
 
-def run(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None):
+def run(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None, tracking_uri=None, experiment=None):
     """One training job per width of the baseline model, then the default model; rows of
-    (label, hidden_channels, test accuracy, seconds)."""
+    (label, test accuracy, seconds). With ``tracking_uri``, each job logs into an MLflow run
+    the sweep makes for it in ``experiment``, tagged with the sweep's ID, and the rows are read
+    back from MLflow."""
     runs = [
         (f"baseline, hidden_channels={w}", {"model": "baseline", "hidden_channels": w})
         for w in widths
     ] + [("default (bncnn)", {})]
-    rows = []
+    sweep_id = time.strftime("%Y%m%d-%H%M%S")
+    rows, run_ids = [], []
     for label, hyperparameters in runs:
+        environment = None
+        if tracking_uri:
+            run_id = new_run(tracking_uri, experiment, label, sweep_id)
+            run_ids.append(run_id)
+            environment = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id}
         model_trainer = sdk.trainer(
             sess,
             args.mode,
@@ -33,10 +41,40 @@ def run(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None):
             dict(hyperparameters, epochs=epochs),
             output_path=args.output,
             work=tempfile.mkdtemp(prefix="sweep-", dir=args.work) if args.mode == "local" else None,
+            environment=environment,
         )
         started = time.monotonic()
         model_trainer.train(input_data_config=inputs or sdk.channels(args.data), logs=False)
         rows.append((label, test_accuracy(model_trainer), time.monotonic() - started))
+    if tracking_uri:
+        return rows_from_mlflow(tracking_uri, run_ids, rows)
+    return rows
+
+
+def new_run(tracking_uri, experiment, label, sweep_id):
+    """An MLflow run for one job of the sweep, which the job continues (MLFLOW_RUN_ID)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    return client.create_run(
+        experiment_id, run_name=label, tags={"sweep": sweep_id, "sweep.job": label}
+    ).info.run_id
+
+
+def rows_from_mlflow(tracking_uri, run_ids, launched):
+    """(label, final test accuracy, job wall seconds) of each run as MLflow recorded it; a job
+    that logged nothing (its tracking failed) keeps what the launcher read from its model."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    rows = []
+    for run_id, (label, accuracy, seconds) in zip(run_ids, launched, strict=True):
+        run = client.get_run(run_id)
+        rows.append(
+            (run.info.run_name, run.data.metrics.get("final_test_accuracy", accuracy), seconds)
+        )
     return rows
 
 

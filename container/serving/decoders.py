@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -143,6 +144,8 @@ def decode_npy(body):
 def decode_npz(body):
     if body.startswith(NPY_MAGIC):  # np.load would hand back the array, not an archive
         raise bad_request("body is an .npy array; send it as application/x-npy")
+    if not body.startswith(b"PK"):  # np.load would try it as a pickle, and say so
+        raise bad_request("body is not a readable .npz archive (not a zip file)")
     try:
         with np.load(io.BytesIO(body), allow_pickle=False) as archive:
             names = archive.files
@@ -180,6 +183,28 @@ DECODERS = {
 }
 
 
+# Bytes that open each binary type.
+MAGIC = {NPY_MAGIC: ct.NPY, b"PK\x03\x04": ct.NPZ, b"\x89PNG": ct.PNG, b"\xff\xd8\xff": ct.JPEG}
+CSV_FIRST_LINE = re.compile(rb"\s*[-+0-9.eE]+(\s*,\s*[-+0-9.eE]+)+\s*")
+
+
+def looks_like(body):
+    """The type a body's first bytes show it to be, or None: the hint a 400 gives when a body
+    of one type came under another."""
+    head = bytes(body[:4096]) if isinstance(body, (bytes, bytearray, memoryview)) else b""
+    for magic, media_type in MAGIC.items():
+        if head.startswith(magic):
+            return media_type
+    text = head.lstrip()
+    if text[:1] in (b"[", b"{"):
+        lines = [line for line in text.splitlines() if line.strip()]
+        multiple = len(lines) > 1 and all(line.lstrip()[:1] in (b"[", b"{") for line in lines)
+        return ct.JSONLINES if multiple else ct.JSON
+    first = text.split(b"\n", 1)[0]
+    whole_line = len(first) < len(text) or len(head) < 4096
+    return ct.CSV if whole_line and CSV_FIRST_LINE.fullmatch(first) else None
+
+
 def decode(body, content_type):
     """Request bytes of ``content_type`` to float32 (N, 1, 28, 28) pixels in 0-1."""
     media_type = ct.media_type(content_type)
@@ -187,9 +212,20 @@ def decode(body, content_type):
         raise unsupported_media_type(content_type)
     if not body:
         raise bad_request("empty body")
-    if media_type in ct.TEXT:
-        try:
-            body = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        except UnicodeDecodeError:
-            raise bad_request(f"{media_type} body is not UTF-8 text") from None
-    return DECODERS[media_type](body)
+    try:
+        text = body
+        if media_type in ct.TEXT:
+            try:
+                text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+            except UnicodeDecodeError:
+                raise bad_request(f"{media_type} body is not UTF-8 text") from None
+        return DECODERS[media_type](text)
+    except RequestError as e:
+        kind = looks_like(body)
+        if e.status_code == 400 and kind not in (None, media_type):
+            hint = bad_request(
+                f"the body looks like {kind}, not {media_type}: send it with Content-Type: {kind}"
+            )
+            hint.details["reason"] = e.message
+            raise hint from None
+        raise

@@ -110,6 +110,8 @@ def initialize(context):
     except Exception as e:
         report_load_failure(_settings, context.model_name, e)
         raise
+    if _settings.loaded_file:
+        open(_settings.loaded_file, "a").close()
 
 
 def report_load_failure(settings, model_name, error):

@@ -32,7 +32,11 @@ def open_image(body):
                 raise ValueError("truncated JPEG: no end-of-image marker")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RequestError(413, f"image is larger than {MAX_IMAGE_PIXELS} pixels") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as e:
+    except UnidentifiedImageError:
+        raise bad_request(
+            "body is not a readable PNG or JPEG image (not an image format)"
+        ) from None
+    except (OSError, ValueError, SyntaxError, struct.error) as e:
         raise bad_request(f"body is not a readable PNG or JPEG image ({str(e)[:200]})") from None
     return image
 

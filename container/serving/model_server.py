@@ -28,6 +28,7 @@ from container.serving.parameters import (
     INSTALL_REQUIREMENTS_ENV,
     LOAD_FAILURE_DIR_ENV,
     LOAD_FAILURE_FILE_ENV,
+    LOADED_FILE_ENV,
     MAX_ANSWER_BYTES_PER_IMAGE,
     MAX_NPZ_ARRAY_BYTES,
     MIN_IMAGE_BYTES,
@@ -270,8 +271,10 @@ def serve_model(settings, workdir):
     config = os.path.join(workdir, "mms.properties")
     write_properties(server_properties(settings), config)
     failure_file = os.path.join(workdir, "load-failure")
+    loaded_file = os.path.join(workdir, "loaded")
     env = model_server_environment(
         **{
+            LOADED_FILE_ENV: loaded_file,
             # The handler shares the cores out by the number of workers.
             WORKERS_ENV: str(settings.workers),
             LOAD_FAILURE_FILE_ENV: failure_file,
@@ -287,6 +290,7 @@ def serve_model(settings, workdir):
         ),
         settings.port,
         settings.restart_after_s,
+        loaded_file=loaded_file,
     )
     sys.exit(supervisor.run(failure_file, model_dir))
 
@@ -308,8 +312,19 @@ class Supervisor:
     healthy within ``start_limit_s``, or too many restarts in a row, ends `serve` non-zero, so
     that the platform replaces the container instead of keeping one that never answers."""
 
-    def __init__(self, start, port, restart_after_s, management=True, start_limit_s=START_LIMIT_S):
+    def __init__(
+        self,
+        start,
+        port,
+        restart_after_s,
+        management=True,
+        loaded_file=None,
+        start_limit_s=START_LIMIT_S,
+    ):
         self.start, self.port, self.management = start, port, management
+        # Created by the handler once the model has loaded: a server that dies right after
+        # counts as having been healthy, even if no /ping saw it so.
+        self.loaded_file = loaded_file
         self.restart_after_s, self.start_limit_s = restart_after_s, start_limit_s
         self.server = start()
         self.stopping = []
@@ -331,6 +346,8 @@ class Supervisor:
             time.sleep(0.2)
         now = time.monotonic()
         self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if self.loaded_file and os.path.exists(self.loaded_file):
+            os.remove(self.loaded_file)
         self.server = self.start()
 
     def run(self, failure_file=None, model_dir=None):
@@ -339,8 +356,8 @@ class Supervisor:
         /ping stays 503 and whose requests wait for a worker forever."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        was_healthy, unhealthy_since, started = False, None, time.monotonic()
-        next_check = started
+        self.was_healthy, self.unhealthy_since = False, None
+        self.started = next_check = time.monotonic()
         while self.server.poll() is None:
             if failure_file and os.path.exists(failure_file):
                 with open(failure_file) as f:
@@ -356,25 +373,9 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_check and not self.stopping:
                 next_check = now + HEALTH_CHECK_S
-                if healthy(self.port):
-                    was_healthy, unhealthy_since = True, None
-                elif was_healthy:
-                    unhealthy_since = unhealthy_since or now
-                    if now - unhealthy_since >= self.restart_after_s:
-                        if len(self.restarts) >= MAX_RESTARTS:
-                            return self.give_up(
-                                f"/ping unhealthy again after {len(self.restarts)} restarts "
-                                f"in {RESTART_WINDOW_S // 60} minutes"
-                            )
-                        self.restart(
-                            f"/ping unhealthy for {now - unhealthy_since:.0f} s "
-                            f"({RESTART_AFTER_ENV}={self.restart_after_s:g})"
-                        )
-                        was_healthy, unhealthy_since, started = False, None, time.monotonic()
-                elif self.restarts and now - started > self.start_limit_s:
-                    return self.give_up(
-                        f"multi-model-server not healthy {self.start_limit_s:g} s after a restart"
-                    )
+                code = self.check_health(now)
+                if code is not None:
+                    return code
             time.sleep(0.2)
         end_process_group(self.server.pid)
         if not self.stopping:
@@ -386,6 +387,36 @@ class Supervisor:
             )
             return self.server.returncode or 1
         return self.server.returncode
+
+    def check_health(self, now):
+        """One /ping: restarts the server when it has been unhealthy too long after it was
+        healthy; the exit code for `serve` when that no longer helps, else None."""
+        if healthy(self.port):
+            self.was_healthy, self.unhealthy_since = True, None
+            return None
+        if self.loaded_file and os.path.exists(self.loaded_file):
+            self.was_healthy = True
+        if not self.was_healthy:
+            if self.restarts and now - self.started > self.start_limit_s:
+                return self.give_up(
+                    f"multi-model-server not healthy {self.start_limit_s:g} s after a restart"
+                )
+            return None
+        self.unhealthy_since = self.unhealthy_since or now
+        if now - self.unhealthy_since < self.restart_after_s:
+            return None
+        if len(self.restarts) >= MAX_RESTARTS:
+            return self.give_up(
+                f"/ping unhealthy again after {len(self.restarts)} restarts in "
+                f"{RESTART_WINDOW_S // 60} minutes"
+            )
+        self.restart(
+            f"/ping unhealthy for {now - self.unhealthy_since:.0f} s "
+            f"({RESTART_AFTER_ENV}={self.restart_after_s:g})"
+        )
+        self.was_healthy, self.unhealthy_since = False, None
+        self.started = time.monotonic()
+        return None
 
     def give_up(self, why):
         print(f"{why}: stopping serve", file=sys.stderr, flush=True)

@@ -27,6 +27,9 @@ ACCESS_LOG_ENV = "SAGEMAKER_ACCESS_LOG"
 ACCESS_LOG_LEVEL_ENV = "MNIST_ACCESS_LOG_LEVEL"
 # File a worker writes its reason into when the model cannot be loaded; `serve` then stops.
 LOAD_FAILURE_FILE_ENV = "MNIST_SERVE_LOAD_FAILURE_FILE"
+# File a worker (or the process the workers fork from) creates once it has loaded the model:
+# from then on, `serve` restarts a server whose /ping stays unhealthy.
+LOADED_FILE_ENV = "MNIST_SERVE_LOADED_FILE"
 # Multi-model mode: the folder where a worker leaves that reason, in a file named after the
 # model, for the load request to answer with.
 LOAD_FAILURE_DIR_ENV = "MNIST_SERVE_LOAD_FAILURE_DIR"
@@ -81,6 +84,7 @@ class ServerSettings:
     multi_model: bool = False
     load_failure_dir: str | None = None
     restart_after_s: float = DEFAULT_RESTART_AFTER_S
+    loaded_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ=os.environ):
@@ -99,6 +103,7 @@ class ServerSettings:
             multi_model=multi_model,
             load_failure_dir=environ.get(LOAD_FAILURE_DIR_ENV),
             restart_after_s=_number(environ, RESTART_AFTER_ENV, DEFAULT_RESTART_AFTER_S, float),
+            loaded_file=environ.get(LOADED_FILE_ENV),
         )
 
     @property

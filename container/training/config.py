@@ -5,6 +5,7 @@ A checkpoint stores ``asdict(config)`` of the first; it resumes only under an eq
 
 from dataclasses import asdict, dataclass
 
+from container.training.tracking import TrackingSettings
 from model.networks import NetConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta")
@@ -66,11 +67,13 @@ class TrainConfig:
     def changed_from(self, saved):
         """The hyperparameters whose values differ from ``saved`` (an ``asdict`` of a config)."""
         return sorted(
-            name for name, value in _flat(asdict(self)).items() if _flat(saved).get(name) != value
+            name
+            for name, value in flat_config(asdict(self)).items()
+            if flat_config(saved).get(name) != value
         )
 
 
-def _flat(config):
+def flat_config(config):
     """A config's values by hyperparameter name: the net's fields beside the others."""
     net = dict(config.get("net") or {})
     net["model"] = net.pop("arch", None)
@@ -90,3 +93,4 @@ class JobOptions:
     backend: str = "auto"  # nccl on GPUs, gloo on CPUs
     log_interval: int = 100  # batches between 'Train Epoch' lines
     amp: bool = True  # bfloat16 (float16 where unsupported) autocast on CUDA
+    tracking: TrackingSettings | None = None  # where rank 0 logs to MLflow, if anywhere

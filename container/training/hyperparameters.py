@@ -15,6 +15,7 @@ from sagemaker_training.errors import ClientError
 
 from container.files import base_dir
 from container.training import parameters as p
+from container.training import tracking
 from container.training.config import (
     BACKENDS,
     OPTIMIZERS,
@@ -179,5 +180,8 @@ def parse_hyperparameters(argv, environ=os.environ):
     for name, problem in REQUIRED.items():
         if not args[name]:
             raise HyperparameterError(problem)
-    job = JobOptions(**{name: args.pop(name) for name in JobOptions.__dataclass_fields__})
+    job = JobOptions(
+        **{name: args.pop(name) for name in JobOptions.__dataclass_fields__ if name in args},
+        tracking=tracking.settings_from(environ),
+    )
     return TrainConfig(net=net_config, **args), job

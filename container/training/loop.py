@@ -1,6 +1,7 @@
 """The training run: one epoch per function, evaluation beside it, and ``fit`` wiring them."""
 
 import json
+import os
 import resource
 import time
 from dataclasses import asdict
@@ -10,8 +11,10 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from container.files import CONFUSION_PLOT, CURVES_PLOT, HISTORY_FILE, METRICS_FILE
 from container.training import artifacts, checkpoints, distributed
 from container.training.checkpoints import STOP, TrainingStopped
+from container.training.config import flat_config
 from container.training.data import load_mnist
 from container.training.metrics import TEST_LINE, TRAIN_LINE
 from container.training.optimization import (
@@ -21,9 +24,12 @@ from container.training.optimization import (
     make_optimizer,
     make_scheduler,
 )
+from container.training.tracking import Tracker
 from model.networks import build_model
 
 MEMORY_FORMAT = torch.channels_last
+# The reports training writes into the output data folder, which MLflow also gets.
+REPORT_FILES = (CURVES_PLOT, CONFUSION_PLOT, HISTORY_FILE)
 
 
 def log(message):
@@ -57,6 +63,7 @@ class Run:
             self.device.type, enabled=amp_dtype(self.device, job.amp) == torch.float16
         )
         self.epoch, self.batch, self.history, self.train_seconds = 1, 0, [], 0.0
+        self.tracker = Tracker(job.tracking if self.is_main else None)
 
     def say(self, message):
         if self.is_main:
@@ -109,11 +116,11 @@ def train_epoch(run, images, labels, order):
         if (batch + 1) % run.job.log_interval == 0:
             percent = 100.0 * (batch + 1) / run.steps_per_epoch
             seen = min((batch + 1) * config.batch_size, n)
+            value = loss.item()
             run.say(
-                TRAIN_LINE.format(
-                    epoch=run.epoch, seen=seen, total=n, loss=loss.item(), percent=percent
-                )
+                TRAIN_LINE.format(epoch=run.epoch, seen=seen, total=n, loss=value, percent=percent)
             )
+            run.tracker.metrics({"train_loss": value}, step=step + 1)
         loss_sum += loss.detach()
         if STOP.signum is not None:
             run.train_seconds += time.perf_counter() - started
@@ -127,6 +134,7 @@ def stop(run):
     if run.is_main:
         path = checkpoints.save(run.job.checkpoint_dir, run.snapshot())
         log(f"SIGTERM: checkpoint saved to {path} at {where.replace(' at ', ', ')}")
+        run.tracker.end("KILLED")
     raise TrainingStopped(
         f"stopped by signal {STOP.signum} in {where}; the checkpoint in "
         f"{run.job.checkpoint_dir} resumes it"
@@ -178,6 +186,24 @@ def fit(config, job, layout, local_rank=0):
             f"epoch {run.epoch}, batch {run.batch}"
         )
 
+    run.tracker.start(tracked_params(run.config, layout))
+    try:
+        metrics = run_epochs(run, train, test, layout)
+    except BaseException:
+        run.tracker.end("FAILED")
+        raise
+    distributed.leave(layout)
+    return metrics
+
+
+def tracked_params(config, layout):
+    """The hyperparameters that decide the model, as MLflow params, and the job's size."""
+    return {**flat_config(asdict(config)), "world_size": layout.world_size}
+
+
+def run_epochs(run, train, test, layout):
+    """The epochs from where ``run`` stands, then ``finish`` on rank 0; its metrics."""
+    config, job, device = run.config, run.job, run.device
     sampler = DistributedSampler(
         range(len(train)),
         num_replicas=layout.world_size,
@@ -210,13 +236,20 @@ def fit(config, job, layout, local_rank=0):
                     "images_per_second": done * config.batch_size / max(seconds, 1e-9),
                 }
             )
+            epoch = run.history[-1]
+            run.tracker.metrics(
+                {
+                    "epoch_train_loss" if k == "train_loss" else k: v
+                    for k, v in epoch.items()
+                    if k != "epoch"
+                },
+                step=run.epoch,
+            )
         run.epoch, run.batch = run.epoch + 1, 0
         if run.is_main:
             checkpoints.save(job.checkpoint_dir, run.snapshot())
 
-    metrics = finish(run, test) if run.is_main else None
-    distributed.leave(layout)
-    return metrics
+    return finish(run, test) if run.is_main else None
 
 
 def finish(run, test):
@@ -241,4 +274,10 @@ def finish(run, test):
         f"Final test accuracy {accuracy:.2f}% after {run.train_seconds:.1f} s of training; "
         f"model in {job.model_dir}"
     )
+    run.tracker.metrics({"final_test_accuracy": accuracy, "final_test_loss": test_loss}, step=0)
+    run.tracker.artifacts(
+        [os.path.join(job.model_dir, METRICS_FILE)]
+        + [os.path.join(job.output_data_dir, name) for name in REPORT_FILES]
+    )
+    run.tracker.end()
     return metrics

@@ -222,6 +222,48 @@ def wrong_content_type(draw):
     return media, draw(st.sampled_from([PNG, GOOD_NPY, b"[[0]]"]))
 
 
+@functools.lru_cache(maxsize=1)
+def valid_bodies():
+    """One valid body of every accepted type, two images each (one for the pictures)."""
+    x = (np.random.default_rng(0).random((2, 28, 28)) * 255).astype(np.uint8)
+    npz, png, jpeg = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    np.savez(npz, instances=x)
+    Image.fromarray(255 - x[0]).save(png, format="PNG")
+    Image.fromarray(255 - x[0]).save(jpeg, format="JPEG")
+    return {
+        "application/json": json.dumps(x.tolist()).encode(),
+        "application/jsonlines": b"\n".join(json.dumps(i.tolist()).encode() for i in x),
+        "text/csv": "\n".join(",".join(map(str, i.reshape(-1))) for i in x).encode(),
+        "application/x-npy": npy(x),
+        "application/x-npz": npz.getvalue(),
+        "image/png": png.getvalue(),
+        "image/jpeg": jpeg.getvalue(),
+    }
+
+
+# (body's type, type it is sent as) pairs that read alike: no refusal is owed.
+READ_ALIKE = {
+    ("application/json", "application/jsonlines"),  # one line holding a batch
+    ("image/png", "image/jpeg"),
+    ("image/jpeg", "image/png"),
+    ("image/png", "application/x-image"),
+    ("image/jpeg", "application/x-image"),
+}
+
+
+@st.composite
+def under_another_type(draw):
+    """A valid body of one type sent as another type that cannot read it."""
+    valid = valid_bodies()
+    body_type = draw(st.sampled_from(sorted(valid)))
+    media = draw(
+        st.sampled_from(
+            [m for m in MEDIA_TYPES if m != body_type and (body_type, m) not in READ_ALIKE]
+        )
+    )
+    return media, valid[body_type]
+
+
 class Body(bytes):
     """Request bytes that print short: failing examples can be megabytes long."""
 
@@ -248,6 +290,7 @@ def bodies(payload_limit_bytes):
         empty,
         oversize,
         wrong_content_type(),
+        under_another_type(),
     )
 
 

@@ -62,7 +62,8 @@ QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8, "batch_size": 32
 class Endpoint:
     """`docker run IMAGE serve` on a model folder, published on a loopback port."""
 
-    def __init__(self, image, model_dir, **environ):
+    def __init__(self, image, model_dir, run_args=(), **environ):
+        """``run_args``: more `docker run` options (--read-only, --memory, ...)."""
         self.name = unique("serve")
         self.started = time.monotonic()
         env = [arg for k, v in environ.items() for arg in ("--env", f"{k}={v}")]
@@ -74,6 +75,7 @@ class Endpoint:
             "--publish",
             "127.0.0.1::8080",
             *env,
+            *run_args,
             "--volume",
             f"{model_dir}:/opt/ml/model:ro",
             image,
@@ -126,6 +128,14 @@ class Endpoint:
         """Resident memory of every process in the container, in MB."""
         out = self.shell("cat /proc/[0-9]*/status 2>/dev/null | grep VmRSS || true")
         return sum(int(line.split()[1]) for line in out.splitlines()) / 1024
+
+    def peak_memory_mb(self):
+        """The most memory the container's cgroup has held since it started (v2 or v1)."""
+        out = self.shell(
+            "cat /sys/fs/cgroup/memory.peak 2>/dev/null "
+            "|| cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes"
+        )
+        return int(out.split()[0]) / 2**20
 
     def logs(self):
         answer = docker("logs", self.name, check=False)

@@ -1,5 +1,9 @@
 """The model server's configuration from the SAGEMAKER_* settings."""
 
+import re
+
+import pytest
+
 from container.serving.handler import report_load_failure
 from container.serving.model_server import (
     execution_parameters,
@@ -58,3 +62,28 @@ def test_a_load_failure_is_left_for_serve_or_for_the_load_request(tmp_path):
     assert (tmp_path / "w2").read_text() == "507 MemoryError: cannot allocate"
     report_load_failure(many, "w5", OSError("gone"))
     assert (tmp_path / "w5").read_text().startswith("500 OSError: gone")
+
+
+def test_the_timeout_is_seconds_for_the_handler_and_whole_minutes_above_it_for_the_server():
+    """multi-model-server reads its response timeout in minutes: it gets the setting rounded up,
+    plus one, and stays a backstop behind the handler's own deadline in seconds."""
+    for seconds, minutes in [(2, 2), (60, 2), (61, 3), (3600, 61)]:
+        settings = ServerSettings.from_environ({"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(seconds)})
+        assert settings.timeout_s == seconds
+        assert server_properties(settings)["default_response_timeout"] == minutes
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60s"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "0"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "two"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "-1"),
+        ("SAGEMAKER_BIND_TO_PORT", "80.5"),
+        ("SAGEMAKER_RESTART_UNHEALTHY_AFTER_S", "soon"),
+    ],
+)
+def test_a_setting_that_is_not_a_positive_number_is_refused_by_name(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be .* above 0, not '{re.escape(value)}'"):
+        ServerSettings.from_environ({name: value})

@@ -10,7 +10,8 @@ import urllib.parse
 
 import pytest
 
-from local_test import ROOT, sdk
+from local_test import ROOT, job_files
+from local_test import sdk_v2 as sdk
 from local_test.opt_ml import make_opt_ml
 from tests.container.helpers import run_train, train_argv, unique, write_wheel
 from tests.helpers import failed, read
@@ -27,7 +28,7 @@ def sess():
 def fit(sess, image, tmp_path, channel, instances=1, hyperparameters=None, **script):
     """model.tar.gz of a local-mode job on ``channel`` (a training channel folder, or a dict of
     channel URIs)."""
-    inputs = channel if isinstance(channel, dict) else {"training": sdk.uri(channel)}
+    inputs = channel if isinstance(channel, dict) else {"training": job_files.uri(channel)}
     est = sdk.estimator(
         sess,
         image,
@@ -35,7 +36,7 @@ def fit(sess, image, tmp_path, channel, instances=1, hyperparameters=None, **scr
         sdk.local_instance_type(),
         instances,
         hyperparameters or {},
-        sdk.uri(str(tmp_path / "output")),
+        job_files.uri(str(tmp_path / "output")),
         **script,
     )
     est.fit(inputs, logs=True)
