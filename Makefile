@@ -54,6 +54,9 @@ INSTANCES ?= 1
 REGION ?= $(shell aws configure get region 2>/dev/null || echo us-east-1)
 ACCOUNT ?= $(shell aws sts get-caller-identity --query Account --output text)
 
+# port of `make mlflow-ui`
+MLFLOW_PORT ?= 5000
+
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PY_V2 := $(VENV_V2)/bin/python
@@ -252,8 +255,12 @@ local-transform: data image ## Batch transform of the test set (JSON lines, Spli
 	$(JOBS) transform
 
 .PHONY: local-sweep
-local-sweep: data image ## The original experiment: baseline widths 2-32, then the default model
+local-sweep: data image ## The original experiment (baseline widths 2-32, then the default model) as one MLflow experiment
 	$(JOBS) sweep epochs=$(EPOCHS)
+
+.PHONY: mlflow-ui
+mlflow-ui: | $(STAMP) ## The MLflow UI on the runs `make local-sweep` recorded (build/mlflow), on MLFLOW_PORT
+	$(PY) -m local_test.mlflow_server --store build/mlflow --port $(MLFLOW_PORT)
 
 .PHONY: local-mme
 local-mme: data image ## One multi-model endpoint for the experiment's five widths: accuracy, latency

@@ -8,16 +8,20 @@ and tune, in local mode (default) or in the cloud (--mode cloud).
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import numpy as np
 
 from local_test import ROOT, sdk, sweep
 from local_test.job_files import read_metrics, read_transform_output, uri, write_jsonlines
 from local_test.opt_ml import parse_assignments
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def load_test_set(data):
@@ -46,6 +50,13 @@ def job_folder(args, kind):
     return tempfile.mkdtemp(prefix=f"{kind}-", dir=args.work)
 
 
+def tracking_environment(args):
+    """What a training job needs to log to MLflow, or None."""
+    if not args.mlflow:
+        return None
+    return {"MLFLOW_TRACKING_URI": args.mlflow, "MLFLOW_EXPERIMENT_NAME": args.experiment}
+
+
 def cmd_train(args, sess):
     model_trainer = sdk.trainer(
         sess,
@@ -62,6 +73,7 @@ def cmd_train(args, sess):
         source_dir=args.source_dir,
         distribution=args.distribution,
         work=job_folder(args, "train") if args.mode == "local" else None,
+        environment=tracking_environment(args),
     )
     started = time.monotonic()
     model_trainer.train(input_data_config=sdk.channels(args.data), wait=True, logs=True)
@@ -161,11 +173,22 @@ def cmd_mme(args, sess):
 
 
 def cmd_sweep(args, sess):
+    """The original experiment as one MLflow experiment: in --mlflow's server, or in one this
+    machine runs for the sweep (local mode), its store in --mlflow-store."""
     epochs = int(parse_assignments(args.hyperparameters).get("epochs", 2))
-    table, chart = sweep.report(
-        sweep.run(sess, args, epochs=epochs), epochs, os.path.join(ROOT, "results")
-    )
+    experiment = args.experiment if args.experiment != "mnist" else "mnist-sweep"
+    with contextlib.ExitStack() as stack:
+        uri = args.mlflow
+        if not uri and args.mode == "local":
+            from local_test.mlflow_server import MlflowServer
+
+            uri = stack.enter_context(MlflowServer(args.mlflow_store)).uri
+        rows = sweep.run(sess, args, epochs=epochs, tracking_uri=uri, experiment=experiment)
+    table, chart = sweep.report(rows, epochs, os.path.join(ROOT, "results"))
     print("\n" + table + f"\nchart: {chart}")
+    if uri:
+        where = "`make mlflow-ui`" if not args.mlflow else uri
+        print(f"MLflow: experiment {experiment!r} at {uri}; open it with {where}")
 
 
 def cmd_tune(args, sess):
@@ -236,6 +259,23 @@ def main(argv=None):
         help="model.tar.gz to deploy (default: the last one); mme: the s3:// prefix of the models",
     )
     parser.add_argument(
+        "--mlflow",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        metavar="URI",
+        help="MLflow tracking server (a URL, or a SageMaker managed MLflow ARN) the training jobs "
+        "log to (default: $MLFLOW_TRACKING_URI); a local sweep without one starts its own",
+    )
+    parser.add_argument(
+        "--experiment",
+        default=os.environ.get("MLFLOW_EXPERIMENT_NAME", "mnist"),
+        help="MLflow experiment of the jobs (default: $MLFLOW_EXPERIMENT_NAME, else mnist)",
+    )
+    parser.add_argument(
+        "--mlflow-store",
+        default=os.path.join(ROOT, "build", "mlflow"),
+        help="where the MLflow server a local sweep starts keeps its runs (`make mlflow-ui`)",
+    )
+    parser.add_argument(
         "--work",
         default=os.path.join(ROOT, "build", "sagemaker"),
         help="local folder for outputs and the last model's location",
@@ -250,6 +290,12 @@ def main(argv=None):
     )
     if local and (args.output or args.checkpoints or args.spot):
         parser.error("--output, --checkpoints and --spot are for --mode cloud")
+    if local and args.mlflow and urllib.parse.urlparse(args.mlflow).hostname in LOOPBACK:
+        parser.error(
+            f"--mlflow {args.mlflow}: local jobs run in containers, where {LOOPBACK[0]} is the "
+            "container itself; give the server's address on Docker's bridge (`make mlflow-ui` "
+            "starts one there)"
+        )
     os.makedirs(args.work, exist_ok=True)
     sess = sdk.session(args.mode)
     COMMANDS[args.command](args, sess)

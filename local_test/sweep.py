@@ -14,15 +14,24 @@ SWEEP_WIDTHS = (2, 5, 10, 20, 32)
 ORIGINAL_RESULT = "about 95-97"
 
 
-def run(sess, args, widths=SWEEP_WIDTHS, epochs=2, inputs=None, tracking_uri=None, experiment=None):
-    """One training job per width of the baseline model, then the default model; rows of
-    (label, test accuracy, seconds). With ``tracking_uri``, each job logs into an MLflow run
-    the sweep makes for it in ``experiment``, tagged with the sweep's ID, and the rows are read
-    back from MLflow."""
+def run(
+    sess,
+    args,
+    widths=SWEEP_WIDTHS,
+    epochs=2,
+    inputs=None,
+    tracking_uri=None,
+    experiment=None,
+    with_default=True,
+):
+    """One training job per width of the baseline model, then (``with_default``) the default
+    model; rows of (label, test accuracy, seconds). With ``tracking_uri``, each job logs into an
+    MLflow run the sweep makes for it in ``experiment``, tagged with the sweep's ID, and the
+    rows are read back from MLflow."""
     runs = [
         (f"baseline, hidden_channels={w}", {"model": "baseline", "hidden_channels": w})
         for w in widths
-    ] + [("default (bncnn)", {})]
+    ] + ([("default (bncnn)", {})] if with_default else [])
     sweep_id = time.strftime("%Y%m%d-%H%M%S")
     rows, run_ids = [], []
     for label, hyperparameters in runs:

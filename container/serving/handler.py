@@ -91,7 +91,7 @@ class Service:
                 prediction = self.run("predict_fn", data, self.model)
             result = self.run("output_fn", prediction, accept)
         payload, media_type = result if isinstance(result, tuple) else (result, accept)
-        self.context.set_response_content_type(index, media_type)
+        self.context.set_response_content_type(index, header_safe(media_type))
         return payload
 
 
@@ -200,7 +200,15 @@ def handle(data, context):
     return responses
 
 
+def header_safe(text):
+    """``text`` as printable ASCII. The model server frames a status phrase and a content type by
+    their length in characters but sends their UTF-8 bytes: one non-ASCII character breaks the
+    frame, and the server kills the worker ("Worker died")."""
+    text = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else " " for c in text)
+
+
 def _error(context, index, error):
-    context.set_response_status(error.status_code, error.phrase[:200].replace("\n", " "), index)
+    context.set_response_status(error.status_code, header_safe(error.phrase[:200]), index)
     context.set_response_content_type(index, JSON)
     return error.body()

@@ -160,6 +160,8 @@ def main():
                 {"test_accuracy": accuracy, "epochs": args.epochs, "world_size": world_size}, f
             )
     if world_size > 1:
+        # Together: a rank that tears its group down while rank 0 still evaluates can abort.
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -223,3 +223,13 @@ def test_a_user_input_fn_that_raises_on_garbage_answers_json_and_keeps_its_worke
     assert sorted(worker_tree(srv)[1]) == workers  # none died and was replaced
     assert srv.ping()[0] == 200
     print(f"\n{sum(answers.values())} garbage requests through a user's input_fn: {answers}")
+
+
+def test_an_error_message_with_non_ascii_text_is_a_400_and_kills_no_worker(server):
+    """The model server frames a status phrase by its length in characters and sends its UTF-8
+    bytes: an error that quoted "À" from the body used to kill the worker."""
+    workers = sorted(worker_tree(server)[1])
+    status, headers, body = server.invoke("\u0080\u00c0,ü".encode(), "text/csv")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert "\u00c0" in json.loads(body)["error"]
+    assert sorted(worker_tree(server)[1]) == workers
