@@ -6,6 +6,8 @@ containers reach it: the host's address on Docker's default bridge.
 """
 
 import argparse
+import ipaddress
+import json
 import os
 import socket
 import subprocess
@@ -19,27 +21,30 @@ DOCKER = os.environ.get("DOCKER", "docker")
 
 def docker_host_address():
     """The host's address on Docker's default bridge, which containers on any of its local
-    networks reach (SDK local mode's included); 127.0.0.1 without a Docker engine."""
+    networks reach (SDK local mode's included): the bridge's gateway, else the first address of
+    its subnet; 127.0.0.1 without a Docker engine."""
     try:
         answer = subprocess.run(
-            [
-                DOCKER,
-                "network",
-                "inspect",
-                "bridge",
-                "--format",
-                "{{(index .IPAM.Config 0).Gateway}}",
-            ],
+            [DOCKER, "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
             capture_output=True,
             text=True,
             timeout=30,
             check=False,
         )
-    except OSError:
-        return "127.0.0.1"
-    return (
-        answer.stdout.strip() if answer.returncode == 0 and answer.stdout.strip() else "127.0.0.1"
-    )
+        config = json.loads(answer.stdout)[0] if answer.returncode == 0 else {}
+    except (OSError, ValueError, IndexError):
+        config = {}
+    address = config.get("Gateway")
+    if not address and config.get("Subnet"):
+        address = str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+    if address:
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, 0))  # an address of this machine
+                return address
+            except OSError:
+                pass
+    return "127.0.0.1"
 
 
 def free_port(host):

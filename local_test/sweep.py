@@ -6,6 +6,7 @@ import tempfile
 import time
 
 from container.training.metrics import OBJECTIVE_METRIC
+from container.training.tracking import quiet_arn_plugin
 from local_test import sdk
 from local_test.job_files import read_metrics
 
@@ -64,6 +65,7 @@ def new_run(tracking_uri, experiment, label, sweep_id):
     """An MLflow run for one job of the sweep, which the job continues (MLFLOW_RUN_ID)."""
     from mlflow import MlflowClient
 
+    quiet_arn_plugin(tracking_uri)
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)

@@ -4,6 +4,7 @@ the sagemaker-mlflow plugin resolves). A tracking server that cannot be reached 
 warning: training goes on without it.
 """
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,13 @@ CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
+
+
+def quiet_arn_plugin(uri):
+    """Silences what the sagemaker-mlflow plugin says on every request to a server that is not
+    a SageMaker ARN: its header provider runs for all of them, fails, and MLflow warns."""
+    if not uri.startswith("arn:"):
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ class Tracker:
                 os.environ.setdefault(name, value)
             import mlflow
 
+            quiet_arn_plugin(self.settings.uri)
             self.mlflow = mlflow
             mlflow.set_tracking_uri(self.settings.uri)
             if self.settings.experiment and not self.settings.run_id:

@@ -91,3 +91,11 @@ def test_no_tracking_uri_means_no_mlflow(tiny_channel, tmp_path):
     code, log = train(base)
     assert code == 0, log
     assert "MLflow" not in log
+
+
+def test_the_sagemaker_plugin_says_nothing_about_a_plain_server(tracking, tiny_channel, tmp_path):
+    """Its header provider runs for every server and fails for URLs: one warning a request."""
+    base = make_opt_ml(tmp_path, {**QUICK, "epochs": 1}, {"training": tiny_channel})
+    code, log = train(base, MLFLOW_TRACKING_URI=tracking.uri, MLFLOW_EXPERIMENT_NAME="quiet")
+    assert code == 0, log
+    assert "WARNING" not in log, log
