@@ -27,6 +27,8 @@ PREFIX ?= mnist
 PYTEST_ARGS ?=
 # extra `make bench` arguments: BENCH_ARGS="--quick" or "--skip-training"
 BENCH_ARGS ?=
+# extra `make bench-train` arguments: BENCH_TRAIN_ARGS="--only-best --seeds 5"
+BENCH_TRAIN_ARGS ?=
 
 # Docker client (BuildKit is required: Docker 20.10 or newer)
 DOCKER ?= docker
@@ -220,10 +222,10 @@ bench: data peer-image ## Training, serving, start-up and size against the stock
 
 .PHONY: bench-train
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
-	$(PY) -m benchmarks.bench_train --data $(DATA)
+	$(PY) -m benchmarks.bench_train --data $(DATA) $(BENCH_TRAIN_ARGS)
 
 .PHONY: bench-gpu
-bench-gpu: data ## Time to 99% and 99.5% with the data on the GPU, and predict_fn images/s
+bench-gpu: data $(ENDPOINTS_JAR) ## The GPU figures: training with the data on the device, the best preset, predict_fn, serve
 	$(PY) -m benchmarks.bench_gpu --data $(DATA)
 
 ##@ SageMaker local mode (the SDK runs the image with docker-compose)

@@ -1,7 +1,9 @@
 """The GPU figures, in one process: the default model trained with the whole data set on the
 device (test accuracy after each epoch, time to 99.0% and 99.5%), twice, since the first run
-also pays for CUDA's start-up; then images/s of the serving path (predict_fn, host to device and
-back) for a batch of 1,000 on the model it trained. Prints and writes a Markdown table.
+also pays for CUDA's start-up; the `best` preset once; images/s of the serving path (predict_fn,
+host to device and back) for a batch of 1,000 on the default model; then `serve` started on that
+model outside Docker (its own default workers: one a GPU), answering /ping and the test set as
+JSON, npy and PNG. Prints and writes a Markdown report.
 
     python -m benchmarks.bench_gpu --data data
 
@@ -28,6 +30,8 @@ from container.serving.pixels import to_batch
 from container.training import parameters as p
 from container.training.data import load_mnist
 from container.training.entry import run
+from local_test.job_files import png
+from local_test.server import LocalServer, npy
 
 
 def train_once(data, work, name, hyperparameters):
@@ -70,6 +74,60 @@ def predict_rate(model_dir, images, repeats):
     return len(images) / float(np.median(seconds)), str(model.device)
 
 
+def serve_check(model_dir, test, workdir, png_images=200):
+    """`serve` on ``model_dir``: start-up to /ping 200, then accuracy and time of the test set
+    sent as JSON (1,000 images a request), npy (1,000 a request) and PNG (one a request, the
+    first ``png_images``). Markdown lines; a server that cannot start is reported, not raised."""
+    images, labels = test.images[:, 0].numpy(), test.labels.numpy()
+    srv = LocalServer.serve(model_dir, workdir, own_group=True)
+    try:
+        try:
+            healthy_s = srv.wait_healthy(timeout=180)
+        except AssertionError as e:
+            return [f"`serve` did not become healthy: {str(e)[-1500:]}"]
+        loaded = [line for line in srv.output().splitlines() if "model loaded on" in line]
+        where = ", ".join(sorted({line.split("model loaded on ")[-1] for line in loaded}))
+        started = (
+            f"`serve` outside Docker: /ping 200 {healthy_s:.1f} s after the start; model loaded "
+            f"{len(loaded)} time(s), on {where or 'a device its log does not name'}"
+        )
+        lines = [
+            started,
+            "",
+            "| body | images | requests | accuracy (%) | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        bodies = {
+            "JSON": [
+                (json.dumps(images[i : i + 1000].tolist()).encode(), "application/json")
+                for i in range(0, len(images), 1000)
+            ],
+            "npy": [
+                (npy(images[i : i + 1000]), "application/x-npy")
+                for i in range(0, len(images), 1000)
+            ],
+            "PNG": [(png(image), "image/png") for image in images[:png_images]],
+        }
+        for name, requests in bodies.items():
+            predicted, started = [], time.perf_counter()
+            for body, content_type in requests:
+                status, _, answer = srv.invoke(body, content_type, "application/json", 60)
+                if status != 200:
+                    lines.append(f"| {name} | - | - | HTTP {status}: {answer[:300]!r} | - |")
+                    break
+                predicted += [p["label"] for p in json.loads(answer)["predictions"]]
+            else:
+                seconds = time.perf_counter() - started
+                accuracy = 100 * np.mean(np.array(predicted) == labels[: len(predicted)])
+                lines.append(
+                    f"| {name} | {len(predicted):,} | {len(requests):,} | {accuracy:.2f} "
+                    f"| {seconds:.2f} |"
+                )
+        return lines
+    finally:
+        srv.close()
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -77,7 +135,9 @@ def main():
     parser.add_argument("--data", default="data", help="folder with training/ and testing/")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=2, help="training runs in this process")
+    parser.add_argument("--best-epochs", type=int, default=20, help="preset=best; 0: skip")
     parser.add_argument("--repeats", type=int, default=50, help="timed batches of 1,000")
+    parser.add_argument("--no-serve", action="store_true", help="skip starting `serve`")
     parser.add_argument("--out", default="results/gpu_bench.md")
     args = parser.parse_args()
 
@@ -89,6 +149,12 @@ def main():
         row["name"] = f"default, run {i} in this process" + (
             " (with CUDA's start-up)" * first_on_gpu
         )
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.best_epochs:
+        best = {"preset": "best", "epochs": args.best_epochs}
+        row, _ = train_once(args.data, work, "best", best)
+        row["name"] = f"preset=best, {args.best_epochs} epochs"
         rows.append(row)
         print(json.dumps(row), flush=True)
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
@@ -105,6 +171,8 @@ def main():
         "",
         f"predict_fn on a batch of 1,000 (median of {args.repeats}): {rate:,.0f} images/s",
     ]
+    if not args.no_serve:
+        lines += [""] + serve_check(model_dir, test, os.path.join(work, "serve"))
     write_report(args.out, "\n".join(lines) + "\n")
 
 

@@ -1,7 +1,7 @@
 """Trains the presets one after another through the image's `train` (no Docker) and prints a
 Markdown table: test accuracy after each epoch, time to 99.0%, training time, peak memory.
 
-    python -m benchmarks.bench_train --data data [--best]
+    python -m benchmarks.bench_train --data data [--best [--seeds 5]] [--only-best]
 
 Times are seconds of training (the loop itself: no start-up, no evaluation), as metrics.json
 and history.json record them. One run per row: compare rows of the same run.
@@ -24,15 +24,17 @@ RUNS = [
     ("fast: epochs=1", {"epochs": 1}),
     ("baseline, original settings", {"model": "baseline"}),
 ]
-# Wider, with augmentation, for longer: the best accuracy docs/performance.md reports.
-BEST = (
-    "best: hidden_channels=32 augment=true epochs=30",
-    {"hidden_channels": 32, "augment": "true", "epochs": 30},
-)
+
+
+# The `best` preset, once a seed: docs/performance.md reports the mean of seeds 1 to 5.
+def best_runs(seeds):
+    return [
+        (f"best: seed={seed}", {"preset": "best", "seed": seed}) for seed in range(1, seeds + 1)
+    ]
 
 
 def bench(name, hyperparameters, data, work):
-    base = os.path.join(work, name.split(":")[0].split(" ")[0])
+    base = os.path.join(work, name.split(" ")[0].strip(":") + name.partition("seed=")[2])
     shutil.rmtree(base, ignore_errors=True)
     channels = {c: os.path.join(data, c) for c in ("training", "testing")}
     make_opt_ml(base, hyperparameters, channels)
@@ -67,6 +69,20 @@ def summarize(name, model_dir, output_data_dir):
     }
 
 
+def mean_row(rows):
+    """The mean of ``rows``' last-epoch accuracies and times, as one more row."""
+    last = [r["accuracy"][-1] for r in rows]
+    return {
+        "name": f"mean of the {len(rows)} above (last epoch {min(last):.2f} to {max(last):.2f})",
+        "accuracy": [sum(last) / len(last)],
+        "to_99": None,
+        "to_995": None,
+        "seconds": sum(r["seconds"] for r in rows) / len(rows),
+        "images_per_second": sum(r["images_per_second"] for r in rows) / len(rows),
+        "peak_mb": max(r["peak_mb"] for r in rows),
+    }
+
+
 def table(rows, digits=1):
     """Markdown rows of ``rows``; times to ``digits`` decimals."""
     lines = [
@@ -97,9 +113,14 @@ def main():
     parser.add_argument("--data", default="data", help="folder with training/ and testing/")
     parser.add_argument("--work", default="build/bench_train", help="scratch /opt/ml trees")
     parser.add_argument("--out", default="results/train_bench.md", help="Markdown table")
-    parser.add_argument("--best", action="store_true", help=f"also run '{BEST[0]}' (long)")
+    parser.add_argument("--best", action="store_true", help="also run preset=best (long)")
+    parser.add_argument("--only-best", action="store_true", help="run preset=best alone")
+    parser.add_argument("--seeds", type=int, default=1, help="preset=best with seeds 1 to N")
     args = parser.parse_args()
-    rows = [bench(name, hp, args.data, args.work) for name, hp in RUNS + ([BEST] * args.best)]
+    best = best_runs(args.seeds) if args.best or args.only_best else []
+    rows = [bench(name, hp, args.data, args.work) for name, hp in RUNS * (not args.only_best)]
+    best_rows = [bench(name, hp, args.data, args.work) for name, hp in best]
+    rows += best_rows + [mean_row(best_rows)] * (len(best_rows) > 1)
     import torch
 
     machine = (

@@ -3,7 +3,11 @@
 import glob
 
 
-def has_gpu():
-    """Whether the NVIDIA runtime gave this host or container a GPU, without importing torch
+def gpu_count():
+    """How many GPUs the NVIDIA runtime gave this host or container, without importing torch
     (CUDA cannot be used in a process forked after it started)."""
-    return bool(glob.glob("/dev/nvidia[0-9]*"))
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def has_gpu():
+    return gpu_count() > 0

@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass
 
+from container.devices import gpu_count
 from container.files import switched_on
 
 # sagemaker-inference toolkit settings, with the meanings its documentation gives them.
@@ -89,8 +90,9 @@ class ServerSettings:
     @classmethod
     def from_environ(cls, environ=os.environ):
         multi_model = switched_on(MULTI_MODEL_ENV, environ)
-        # Many models share the cores in multi-model mode: one worker each unless told.
-        default_workers = 1 if multi_model else len(os.sched_getaffinity(0))
+        # Many models share the cores in multi-model mode: one worker each unless told. On GPUs,
+        # one worker a GPU: the model server hands each its own, and more would share one.
+        default_workers = 1 if multi_model else gpu_count() or len(os.sched_getaffinity(0))
         return cls(
             port=_number(environ, BIND_TO_PORT_ENV, DEFAULT_PORT),
             workers=_number(environ, WORKERS_ENV, default_workers),

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import torch
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DistributedSampler
 
 from container.files import CONFUSION_PLOT, CURVES_PLOT, HISTORY_FILE, METRICS_FILE
@@ -62,8 +63,19 @@ class Run:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=amp_dtype(self.device, job.amp) == torch.float16
         )
+        # Batch norm's running statistics are averaged with the weights they belong to.
+        self.averaged = (
+            AveragedModel(self.net, multi_avg_fn=ema_update(config.ema), use_buffers=True)
+            if config.ema
+            else None
+        )
         self.epoch, self.batch, self.history, self.train_seconds = 1, 0, [], 0.0
         self.tracker = Tracker(job.tracking if self.is_main else None)
+
+    @property
+    def final_net(self):
+        """The network that is evaluated and saved: the weights' moving average, where kept."""
+        return self.averaged.module if self.averaged is not None else self.net
 
     def say(self, message):
         if self.is_main:
@@ -79,14 +91,31 @@ class Run:
             "history": json.dumps(self.history),
             "train_seconds": self.train_seconds,
             "config": asdict(self.config),
+            **({"averaged": self.averaged.state_dict()} if self.averaged is not None else {}),
         }
 
     def restore(self, state):
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(state["averaged"])
         self.epoch, self.batch = state["epoch"], state["batch"]
         self.history, self.train_seconds = json.loads(state["history"]), state["train_seconds"]
+
+
+def ema_update(decay):
+    """AveragedModel's update with ``decay``, warmed up as (1 + n) / (10 + n) over the first
+    steps so that the random initial weights fade out within the first epoch."""
+
+    def update(averaged, current, num_averaged):
+        if not averaged[0].is_floating_point():  # batch norm's counters: the latest
+            torch._foreach_copy_(averaged, current)
+            return
+        n = int(num_averaged)
+        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
+
+    return update
 
 
 def train_epoch(run, images, labels, order):
@@ -113,6 +142,8 @@ def train_epoch(run, images, labels, order):
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.scheduler.step()
+        if run.averaged is not None:
+            run.averaged.update_parameters(run.net)
         if (batch + 1) % run.job.log_interval == 0:
             percent = 100.0 * (batch + 1) / run.steps_per_epoch
             seen = min((batch + 1) * config.batch_size, n)
@@ -222,7 +253,9 @@ def run_epochs(run, train, test, layout):
         seconds = time.perf_counter() - started
         run.train_seconds += seconds
         if run.is_main:
-            test_loss, accuracy, _ = evaluate(run.net, test, job.test_batch_size, device, job.amp)
+            test_loss, accuracy, _ = evaluate(
+                run.final_net, test, job.test_batch_size, device, job.amp
+            )
             run.say(TEST_LINE.format(loss=test_loss, accuracy=accuracy))
             done = max(run.steps_per_epoch - first, 1)
             run.history.append(
@@ -255,7 +288,8 @@ def run_epochs(run, train, test, layout):
 def finish(run, test):
     """The final evaluation, the model folder and the reports; the metrics."""
     job, device = run.job, run.device
-    test_loss, accuracy, predictions = evaluate(run.net, test, job.test_batch_size, device, job.amp)
+    net = run.final_net
+    test_loss, accuracy, predictions = evaluate(net, test, job.test_batch_size, device, job.amp)
     metrics = {
         "model": run.config.net.arch,
         "epochs": run.config.epochs,
@@ -268,7 +302,7 @@ def finish(run, test):
     }
     if device.type == "cuda":
         metrics["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    artifacts.save_model(run.net.cpu().eval(), run.config.net, job.model_dir, metrics)
+    artifacts.save_model(net.cpu().eval(), run.config.net, job.model_dir, metrics)
     artifacts.save_reports(run.history, predictions, test.labels.cpu(), job.output_data_dir)
     log(
         f"Final test accuracy {accuracy:.2f}% after {run.train_seconds:.1f} s of training; "

@@ -1,9 +1,11 @@
 """The model server's configuration from the SAGEMAKER_* settings."""
 
+import os
 import re
 
 import pytest
 
+from container.serving import parameters
 from container.serving.handler import report_load_failure
 from container.serving.model_server import (
     execution_parameters,
@@ -51,6 +53,15 @@ def test_multi_model_mode_starts_with_no_model_and_one_listener_for_both_apis():
         {"SAGEMAKER_MULTI_MODEL": "true", "SAGEMAKER_MODEL_SERVER_WORKERS": "3"}
     )
     assert many.workers == 3
+
+
+def test_one_worker_a_gpu_where_there_are_gpus_else_one_a_core(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(parameters, "gpu_count", lambda: 0)
+    assert ServerSettings.from_environ({}).workers == cores
+    monkeypatch.setattr(parameters, "gpu_count", lambda: 2)
+    assert ServerSettings.from_environ({}).workers == 2
+    assert ServerSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"}).workers == 4
 
 
 def test_a_load_failure_is_left_for_serve_or_for_the_load_request(tmp_path):

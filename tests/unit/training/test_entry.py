@@ -127,6 +127,7 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
         "hidden_channels": 8,
         "dropout": 0.1,
         "augment": "true",
+        "ema": 0.99,
     }
     whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel})
     code, log = run_training(whole)
@@ -152,6 +153,11 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
     a = load_state_dict_model(os.path.join(whole, "model")).state_dict()
     b = load_state_dict_model(os.path.join(stopped, "model")).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # What is saved is the weights' moving average, not the last step's weights.
+    state = torch.load(os.path.join(stopped, "checkpoints", "checkpoint.pth"), weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in state["averaged"].items()}
+    assert all(torch.equal(a[k], averaged[k]) for k in a)
+    assert not torch.equal(a["head.weight"], state["model"]["head.weight"])
     accuracy = [
         json.loads(read(os.path.join(d, "model", "metrics.json")))["test_accuracy"]
         for d in (whole, stopped)

@@ -4,7 +4,7 @@ from dataclasses import asdict
 
 import pytest
 
-from container.training.config import PRESETS
+from container.training.config import MODEL_DEFAULTS
 from container.training.hyperparameters import HyperparameterError, parse_hyperparameters
 
 PATHS = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
@@ -28,7 +28,7 @@ def test_strings_become_typed_settings():
 def test_defaults_are_the_models_preset():
     config, _ = parse()
     assert config.net.arch == "bncnn" and config.epochs == 2
-    for name, value in PRESETS["bncnn"].items():
+    for name, value in MODEL_DEFAULTS["bncnn"].items():
         assert getattr(config, name) == value
     assert config.net.hidden_channels == 16
 
@@ -43,6 +43,20 @@ def test_baseline_preset_is_the_original_project():
     )
     net = config.net
     assert (net.hidden_channels, net.kernel_size, net.dropout) == (32, 5, 0.2)
+
+
+def test_the_best_preset_and_what_overrides_it():
+    config, _ = parse(preset="best")
+    assert (config.net.hidden_channels, config.epochs, config.augment, config.ema) == (
+        32,
+        20,
+        True,
+        0.999,
+    )
+    assert config.lr == MODEL_DEFAULTS["bncnn"]["lr"]
+    config, _ = parse(preset="best", epochs="30", ema="0")
+    assert (config.epochs, config.ema, config.net.hidden_channels) == (30, 0.0, 32)
+    assert parse()[0].ema == 0.0
 
 
 def test_given_values_override_the_preset():
@@ -69,6 +83,8 @@ def test_toolkit_spelling_of_booleans():
         ({"lr": "nan"}, "lr", "out of range"),
         ({"augment": "maybe"}, "augment", "not true or false"),
         ({"backend": "mpi"}, "backend", "auto, gloo, nccl"),
+        ({"preset": "fastest"}, "preset", "fast, best"),
+        ({"ema": "1"}, "ema", "at most 0.99999"),
     ],
 )
 def test_invalid_values_name_the_hyperparameter_and_what_is_allowed(

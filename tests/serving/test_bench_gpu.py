@@ -1,6 +1,7 @@
-"""`make bench-gpu` end to end on whatever this host has (the CPU here): a short training run in
-the bench's own process, through the training entry point, and the batch of 1,000 through
-predict_fn. Speeds are reported, never asserted."""
+"""`make bench-gpu` end to end on whatever this host has (the CPU here): short training runs of
+the default and the `best` preset in the bench's own process, through the training entry point,
+the batch of 1,000 through predict_fn, and `serve` answering JSON, npy and PNG. Speeds are
+reported, never asserted."""
 
 import re
 import subprocess
@@ -23,6 +24,8 @@ def test_gpu_bench_trains_in_process_and_writes_its_report(mnist, tmp_path):
             "1",
             "--runs",
             "1",
+            "--best-epochs",
+            "1",
             "--repeats",
             "2",
             "--out",
@@ -44,3 +47,13 @@ def test_gpu_bench_trains_in_process_and_writes_its_report(mnist, tmp_path):
     assert row, report
     assert float(row.group(1)) > 97, report  # one real epoch on all 60,000 images
     assert re.search(r"predict_fn on a batch of 1,000 \(median of 2\): [\d,]+ images/s", report)
+    best = re.search(r"^\| preset=best, 1 epochs \| ([\d.]+) \|", report, re.MULTILINE)
+    assert best and float(best.group(1)) > 97, report
+    assert re.search(
+        r"/ping 200 [\d.]+ s after the start; model loaded \d+ time\(s\), on cpu", report
+    )
+    served = dict(
+        re.findall(r"^\| (JSON|npy|PNG) \| [\d,]+ \| [\d,]+ \| ([\d.]+) \|", report, re.MULTILINE)
+    )
+    assert set(served) == {"JSON", "npy", "PNG"}, report
+    assert all(float(accuracy) > 97 for accuracy in served.values()), report
