@@ -23,9 +23,8 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.bench_train import summarize, table
+from benchmarks.bench_train import predict_rate, summarize, table
 from benchmarks.reporting import write_report
-from container.serving.hooks import model_fn, predict_fn
 from container.serving.pixels import to_batch
 from container.training import parameters as p
 from container.training.data import load_mnist
@@ -59,19 +58,6 @@ def train_once(data, work, name, hyperparameters):
     run(argv, environ)
     model_dir = environ[p.MODEL_DIR_ENV]
     return summarize(name, model_dir, environ[p.OUTPUT_DATA_DIR_ENV]), model_dir
-
-
-def predict_rate(model_dir, images, repeats):
-    """Images/s of predict_fn on ``images`` (median of ``repeats`` calls after a warm-up)."""
-    model = model_fn(model_dir)
-    for _ in range(5):
-        predict_fn(images, model)
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict_fn(images, model)  # returns numpy: the device has finished
-        seconds.append(time.perf_counter() - started)
-    return len(images) / float(np.median(seconds)), str(model.device)
 
 
 def serve_check(model_dir, test, workdir, png_images=200):

@@ -11,11 +11,18 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import time
+
+import numpy as np
 
 from benchmarks.reporting import write_report
+from container.serving.hooks import model_fn, predict_fn
+from container.serving.pixels import to_batch
+from container.training.data import load_mnist
 from local_test import ROOT
 from local_test.opt_ml import make_opt_ml, train_command
 
@@ -27,14 +34,18 @@ RUNS = [
 
 
 # The `best` preset, once a seed: docs/performance.md reports the mean of seeds 1 to 5.
-def best_runs(seeds):
+def best_runs(seeds, members=1):
+    name = "best" if members == 1 else f"best, members={members}"
     return [
-        (f"best: seed={seed}", {"preset": "best", "seed": seed}) for seed in range(1, seeds + 1)
+        (f"{name}: seed={seed}", {"preset": "best", "members": members, "seed": seed})
+        for seed in range(1, seeds + 1)
     ]
 
 
-def bench(name, hyperparameters, data, work):
-    base = os.path.join(work, name.split(" ")[0].strip(":") + name.partition("seed=")[2])
+def bench(name, hyperparameters, data, work, serving_batch=None):
+    """One training run's row; with ``serving_batch``, also the images/s of predict_fn on it
+    with the model the run trained (what serving the model costs)."""
+    base = os.path.join(work, re.sub(r"\W+", "-", name).strip("-"))
     shutil.rmtree(base, ignore_errors=True)
     channels = {c: os.path.join(data, c) for c in ("training", "testing")}
     make_opt_ml(base, hyperparameters, channels)
@@ -44,8 +55,23 @@ def bench(name, hyperparameters, data, work):
     if done.returncode:
         sys.exit(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     row = summarize(name, os.path.join(base, "model"), os.path.join(base, "output", "data"))
+    if serving_batch is not None:
+        row["predict_rate"] = predict_rate(os.path.join(base, "model"), serving_batch, 20)[0]
     print(f"   {row}", flush=True)
     return row
+
+
+def predict_rate(model_dir, images, repeats):
+    """Images/s of predict_fn on ``images`` (median of ``repeats`` calls after a warm-up)."""
+    model = model_fn(model_dir)
+    for _ in range(5):
+        predict_fn(images, model)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        predict_fn(images, model)  # returns numpy: the device has finished
+        seconds.append(time.perf_counter() - started)
+    return len(images) / float(np.median(seconds)), str(model.device)
 
 
 def summarize(name, model_dir, output_data_dir):
@@ -69,6 +95,12 @@ def summarize(name, model_dir, output_data_dir):
     }
 
 
+def test_batch(data, size=1000):
+    """The first ``size`` test images as the float 0-1 batch input_fn gives predict_fn."""
+    _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
+    return to_batch(test.images[:size].numpy())
+
+
 def mean_row(rows):
     """The mean of ``rows``' last-epoch accuracies and times, as one more row."""
     last = [r["accuracy"][-1] for r in rows]
@@ -80,17 +112,21 @@ def mean_row(rows):
         "seconds": sum(r["seconds"] for r in rows) / len(rows),
         "images_per_second": sum(r["images_per_second"] for r in rows) / len(rows),
         "peak_mb": max(r["peak_mb"] for r in rows),
+        **({"predict_rate": rows[0]["predict_rate"]} if "predict_rate" in rows[0] else {}),
     }
 
 
 def table(rows, digits=1):
     """Markdown rows of ``rows``; times to ``digits`` decimals."""
+    serving = any("predict_rate" in r for r in rows)
     lines = [
         (
             "| run | test accuracy after each epoch (%) | time to 99.0% (s) "
             "| time to 99.5% (s) | training (s) | images/s | peak memory (MB) |"
+            + " predict_fn images/s |"
+            * serving
         ),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|" + "---|" * serving,
     ]
     for r in rows:
         accuracy = ", ".join(f"{a:.2f}" for a in r["accuracy"])
@@ -102,6 +138,7 @@ def table(rows, digits=1):
             f"| {r['name']} | {accuracy} | {to_99} | {to_995} "
             f"| {r['seconds']:.{digits}f} | {r['images_per_second']:.0f} "
             f"| {r['peak_mb']:.0f} |"
+            + (f" {r['predict_rate']:,.0f} |" if "predict_rate" in r else " - |" * serving)
         )
     return "\n".join(lines)
 
@@ -116,10 +153,13 @@ def main():
     parser.add_argument("--best", action="store_true", help="also run preset=best (long)")
     parser.add_argument("--only-best", action="store_true", help="run preset=best alone")
     parser.add_argument("--seeds", type=int, default=1, help="preset=best with seeds 1 to N")
+    parser.add_argument("--members", type=int, default=1, help="preset=best as an ensemble")
     args = parser.parse_args()
-    best = best_runs(args.seeds) if args.best or args.only_best else []
-    rows = [bench(name, hp, args.data, args.work) for name, hp in RUNS * (not args.only_best)]
-    best_rows = [bench(name, hp, args.data, args.work) for name, hp in best]
+    best = best_runs(args.seeds, args.members) if args.best or args.only_best else []
+    batch = test_batch(args.data)
+    runs = RUNS * (not args.only_best)
+    rows = [bench(name, hp, args.data, args.work, batch) for name, hp in runs]
+    best_rows = [bench(name, hp, args.data, args.work, batch) for name, hp in best]
     rows += best_rows + [mean_row(best_rows)] * (len(best_rows) > 1)
     import torch
 

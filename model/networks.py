@@ -5,6 +5,7 @@ A checkpoint stores ``asdict(config)`` beside the weights, so a loader calls
 """
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,6 +25,7 @@ class NetConfig:
     hidden_channels: int = 16  # width of the first convolution; later ones are multiples of it
     kernel_size: int = 3
     dropout: float = 0.0
+    members: int = 1  # nets of this config whose probabilities are averaged
     image_size: int = IMAGE_SIZE
     num_classes: int = NUM_CLASSES
     extra: dict = field(default_factory=dict)  # room for keys a newer version adds
@@ -70,6 +72,8 @@ def config_problems(config):
         return problems
     if not 1 <= config.hidden_channels <= 1024:
         problems.append(f"hidden_channels must be between 1 and 1024, not {config.hidden_channels}")
+    if not 1 <= config.members <= 16:
+        problems.append(f"members must be between 1 and 16, not {config.members}")
     if not 0.0 <= config.dropout < 1.0:
         problems.append(f"dropout must be at least 0 and below 1, not {config.dropout}")
     k = config.kernel_size
@@ -232,10 +236,38 @@ def _fold_batch_norm(conv, norm, across_pool):
     return fused.eval()
 
 
+class Ensemble(nn.Module):
+    """Several nets of one config, each initialised on its own. Training gives each member
+    its own logits, (members, N, 10), for a loss of its own; in eval mode the output is the log
+    of the members' mean probabilities, so that its softmax is what the ensemble predicts."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        logits = []
+        for member in self.members:
+            logits.append(member(x))
+        stacked = torch.stack(logits)
+        if self.training:
+            return stacked
+        return torch.logsumexp(F.log_softmax(stacked, dim=-1), dim=0) - math.log(len(logits))
+
+    def for_inference(self):
+        net = copy.deepcopy(self).eval()
+        net.members = nn.ModuleList(
+            m.for_inference() if hasattr(m, "for_inference") else m for m in net.members
+        )
+        return net
+
+
 NETWORKS = {"bncnn": BNCNN, "baseline": BaselineNet, "examples": ExamplesNet}
 
 
 def build_model(config):
     """The untrained network that ``config`` describes; it maps (N, 1, 28, 28) pixels in 0-1
-    to (N, 10) logits."""
+    to (N, 10) logits (in training, an ensemble's (members, N, 10))."""
+    if config.members > 1:
+        return Ensemble([NETWORKS[config.arch](config) for _ in range(config.members)])
     return NETWORKS[config.arch](config)

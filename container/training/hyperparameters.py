@@ -106,6 +106,12 @@ def build_parser(environ=os.environ):
     add("--hidden_channels", "--hidden-channels", type=_ranged(int, 1, 1024))
     add("--kernel_size", "--kernel-size", type=_ranged(int, 1))
     add("--dropout", type=_ranged(float, 0.0, 1.0))
+    add(
+        "--members",
+        type=_ranged(int, 1, 16),
+        default=1,
+        help="nets trained side by side in one model, their probabilities averaged",
+    )
     # Optimisation; None means the model's preset.
     add("--epochs", type=_ranged(int, 1, 1000))
     add(
@@ -179,7 +185,9 @@ def parse_hyperparameters(argv, environ=os.environ):
         if args[name] is None:
             args[name] = value
     model = args.pop("model")
-    net = {name: args.pop(name) for name in ("hidden_channels", "kernel_size", "dropout")}
+    net = {
+        name: args.pop(name) for name in ("hidden_channels", "kernel_size", "dropout", "members")
+    }
     try:
         net_config = make_config(model, **net)
     except ValueError as e:

@@ -118,6 +118,16 @@ def ema_update(decay):
     return update
 
 
+def member_loss(logits, labels, label_smoothing):
+    """Cross-entropy; an ensemble's (members, N, classes) logits give the sum of its members'
+    own losses, so that each member learns as it would alone."""
+    if logits.dim() == 3:
+        members = logits.shape[0]
+        logits, labels = logits.flatten(0, 1), labels.repeat(members)
+        return members * F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+
+
 def train_epoch(run, images, labels, order):
     """One pass over ``order`` (this process's shard) from ``run.batch``; the summed loss.
     SIGTERM stops it after the current batch, with a checkpoint."""
@@ -134,9 +144,7 @@ def train_epoch(run, images, labels, order):
         if config.augment:
             x = augment(x)
         with autocast(run.device, run.job.amp):
-            loss = F.cross_entropy(
-                run.model(x).float(), labels[index], label_smoothing=config.label_smoothing
-            )
+            loss = member_loss(run.model(x).float(), labels[index], config.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)

@@ -98,3 +98,24 @@ def test_a_batch_norm_with_a_negative_scale_is_not_folded_past_a_max_pool():
     assert len(norms) == 1 and norms[0].weight[0] == -1.0
     x = torch.rand(16, 1, 28, 28)
     torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+def test_an_ensemble_predicts_its_members_mean_probabilities():
+    torch.manual_seed(0)
+    config = make_config("bncnn", hidden_channels=8, members=3)
+    ensemble = build_model(config)
+    first, second = (m.state_dict() for m in ensemble.members[:2])
+    assert not torch.equal(first["head.weight"], second["head.weight"])  # each its own start
+    x = torch.rand(6, 1, 28, 28)
+    assert ensemble.train()(x).shape == (3, 6, 10)  # one set of logits a member for training
+    ensemble.eval()
+    mean = torch.stack([m(x).softmax(1) for m in ensemble.members]).mean(0)
+    torch.testing.assert_close(ensemble(x).softmax(1), mean)
+    torch.testing.assert_close(ensemble.for_inference()(x), ensemble(x), rtol=1e-4, atol=1e-5)
+    scripted = torch.jit.script(ensemble)  # what model.pt holds
+    torch.testing.assert_close(scripted(x), ensemble(x))
+    rebuilt = build_model(NetConfig(**asdict(config))).eval()
+    rebuilt.load_state_dict(ensemble.state_dict())
+    assert torch.equal(rebuilt(x), ensemble(x))
+    with pytest.raises(ValueError, match="members must be between 1 and 16"):
+        make_config("bncnn", members=0)

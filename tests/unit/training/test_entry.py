@@ -8,9 +8,11 @@ import signal
 import time
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
+from container.serving.hooks import model_fn, predict_fn
 from container.training.hyperparameters import parse_hyperparameters
 from container.training.metrics import METRIC_DEFINITIONS
 from local_test.opt_ml import make_opt_ml
@@ -163,6 +165,26 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
         for d in (whole, stopped)
     ]
     assert accuracy[0] == accuracy[1]
+
+
+def test_an_ensemble_trains_each_member_and_serves_their_mean(tiny_channel, tmp_path, mnist):
+    hyperparameters = {"epochs": 2, "batch_size": 64, "hidden_channels": 8, "members": 2}
+    base = make_opt_ml(tmp_path, hyperparameters, {"training": tiny_channel})
+    code, log = run_training(base)
+    assert code == 0, log
+    model_dir = os.path.join(base, "model")
+    ensemble = load_state_dict_model(model_dir)
+    x = torch.from_numpy(mnist["x_test"][-300:]).float().div(255).unsqueeze(1)
+    labels = torch.from_numpy(mnist["y_test"][-300:])
+    with torch.no_grad():
+        alone = [(m(x).argmax(1) == labels).float().mean() for m in ensemble.members]
+        mean = torch.stack([m(x).softmax(1) for m in ensemble.members]).mean(0)
+    assert min(alone) > 0.85, alone  # each member learned on its own
+    model = model_fn(model_dir)  # the serving path: folded, on ONNX Runtime
+    served = predict_fn(x.numpy(), model)
+    np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
+    metrics = json.loads(read(os.path.join(model_dir, "metrics.json")))
+    assert metrics["config"]["members"] == 2
 
 
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):
