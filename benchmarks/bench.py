@@ -244,12 +244,13 @@ def main():
         runs = TRAIN_RUNS[:1] if args.quick else TRAIN_RUNS  # quick: the default, 1 epoch
         runs = [(name, dict(hp, epochs=1) if args.quick else hp) for name, hp in runs]
         train_rows = [bench_train.bench(name, hp, args.data, work) for name, hp in runs]
-    model_source = os.path.join(work, "default") if train_rows else None
     model_dir = os.path.join(work, "serving_model")
-    if model_source is None:  # one quick epoch gives a model to serve
-        model_source = os.path.join(work, "serving")
-        bench_train.bench("serving", {"epochs": 1, "hidden_channels": 16}, args.data, work)
-    shutil.copytree(os.path.join(model_source, "model"), model_dir)
+    if train_rows:
+        model_source = train_rows[0]["model_dir"]
+    else:  # one quick epoch gives a model to serve
+        quick = {"epochs": 1, "hidden_channels": 16}
+        model_source = bench_train.bench("serving", quick, args.data, work)["model_dir"]
+    shutil.copytree(model_source, model_dir)
 
     warm_up_s = 2.0 if args.quick else WARM_UP_S
     ours = measure(args.image, model_dir, "bench-ours", images, seconds, concurrency, warm_up_s)

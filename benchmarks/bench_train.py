@@ -18,6 +18,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 from benchmarks.reporting import write_report
 from container.serving.hooks import model_fn, predict_fn
@@ -54,9 +55,13 @@ def bench(name, hyperparameters, data, work, serving_batch=None):
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode:
         sys.exit(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    row = summarize(name, os.path.join(base, "model"), os.path.join(base, "output", "data"))
+    model_dir = os.path.join(base, "model")
+    row = {
+        **summarize(name, model_dir, os.path.join(base, "output", "data")),
+        "model_dir": model_dir,
+    }
     if serving_batch is not None:
-        row["predict_rate"] = predict_rate(os.path.join(base, "model"), serving_batch, 20)[0]
+        row["predict_rate"] = predict_rate(model_dir, serving_batch, 20)[0]
     print(f"   {row}", flush=True)
     return row
 
@@ -102,17 +107,20 @@ def test_batch(data, size=1000):
 
 
 def mean_row(rows):
-    """The mean of ``rows``' last-epoch accuracies and times, as one more row."""
+    """The mean of ``rows``' last-epoch accuracies, times and rates, as one more row; a time to
+    a target is averaged only where every run reached it."""
+
+    def mean(key):
+        values = [r.get(key) for r in rows]
+        return None if None in values else sum(values) / len(values)
+
     last = [r["accuracy"][-1] for r in rows]
     return {
         "name": f"mean of the {len(rows)} above (last epoch {min(last):.2f} to {max(last):.2f})",
         "accuracy": [sum(last) / len(last)],
-        "to_99": None,
-        "to_995": None,
-        "seconds": sum(r["seconds"] for r in rows) / len(rows),
-        "images_per_second": sum(r["images_per_second"] for r in rows) / len(rows),
+        **{key: mean(key) for key in ("to_99", "to_995", "seconds", "images_per_second")},
         "peak_mb": max(r["peak_mb"] for r in rows),
-        **({"predict_rate": rows[0]["predict_rate"]} if "predict_rate" in rows[0] else {}),
+        **({"predict_rate": mean("predict_rate")} if "predict_rate" in rows[0] else {}),
     }
 
 
@@ -161,8 +169,6 @@ def main():
     rows = [bench(name, hp, args.data, args.work, batch) for name, hp in runs]
     best_rows = [bench(name, hp, args.data, args.work, batch) for name, hp in best]
     rows += best_rows + [mean_row(best_rows)] * (len(best_rows) > 1)
-    import torch
-
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU'}"

@@ -112,7 +112,7 @@ def build_parser(environ=os.environ):
         default=1,
         help="nets trained side by side in one model, their probabilities averaged",
     )
-    # Optimisation; None means the model's preset.
+    # Optimisation; None means the preset's value, then the model's default.
     add("--epochs", type=_ranged(int, 1, 1000))
     add(
         "--batch_size",
@@ -179,7 +179,8 @@ REQUIRED = {
 
 
 def parse_hyperparameters(argv, environ=os.environ):
-    """(TrainConfig, JobOptions) from ``argv``, with the model's preset where a flag is left out."""
+    """(TrainConfig, JobOptions) from ``argv``; a flag left out takes the preset's value, then the
+    model's default."""
     args = vars(build_parser(environ).parse_args(argv))
     for name, value in PRESETS[args.pop("preset")].items():
         if args[name] is None:
