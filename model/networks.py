@@ -246,9 +246,10 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x):
+        """``x``: (N, 1, H, W) for every member, or (members, N, 1, H, W), a batch for each."""
         logits = []
-        for member in self.members:
-            logits.append(member(x))
+        for i, member in enumerate(self.members):
+            logits.append(member(x[i] if x.dim() == 5 else x))
         stacked = torch.stack(logits)
         if self.training:
             return stacked

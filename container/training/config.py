@@ -3,7 +3,7 @@
 A checkpoint stores ``asdict(config)`` of the first; it resumes only under an equal one.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 
 from container.training.tracking import TrackingSettings
 from model.networks import NetConfig
@@ -50,8 +50,8 @@ MODEL_DEFAULTS = {
 # Whole recipes, chosen with the `preset` hyperparameter: each fills what is not given, before
 # the model's own defaults. `fast` is accuracy per second; `best` is accuracy within 20 epochs.
 PRESETS = {
-    "fast": dict(epochs=2, augment=False, ema=0.0),
-    "best": dict(hidden_channels=32, epochs=20, augment=True, ema=0.999),
+    "fast": dict(epochs=2, augment=False, elastic=0.0, ema=0.0),
+    "best": dict(hidden_channels=32, epochs=20, augment=True, elastic=0.0, ema=0.999),
 }
 
 
@@ -72,14 +72,21 @@ class TrainConfig:
     augment: bool
     seed: int
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and saved; 0: off
+    elastic: float = 0.0  # pixels of elastic distortion where augment is on; 0: none
 
     def changed_from(self, saved):
-        """The hyperparameters whose values differ from ``saved`` (an ``asdict`` of a config)."""
+        """The hyperparameters whose values differ from ``saved`` (an ``asdict`` of a config);
+        one that ``saved`` predates counts as its default."""
+        saved = flat_config(saved)
         return sorted(
             name
             for name, value in flat_config(asdict(self)).items()
-            if flat_config(saved).get(name) != value
+            if saved.get(name, DEFAULTS.get(name)) != value
         )
+
+
+def _field_defaults(cls):
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
 
 
 def flat_config(config):
@@ -87,6 +94,10 @@ def flat_config(config):
     net = dict(config.get("net") or {})
     net["model"] = net.pop("arch", None)
     return {**{k: v for k, v in config.items() if k != "net"}, **net}
+
+
+# A field's default where a checkpoint from before that field holds no value for it.
+DEFAULTS = flat_config({**_field_defaults(TrainConfig), "net": _field_defaults(NetConfig)})
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,11 @@ def build_parser(environ=os.environ):
     add("--label_smoothing", "--label-smoothing", type=_ranged(float, 0.0, 0.99))
     add("--augment", type=_bool, help="random shifts, rotations and scaling of training images")
     add(
+        "--elastic",
+        type=_ranged(float, 0.0, 10.0),
+        help="pixels of smooth random displacement added where augment is on; 0: none",
+    )
+    add(
         "--ema",
         type=_ranged(float, 0.0, 0.99999),
         help="decay per step of the weights' moving average, evaluated and saved; 0: off",
@@ -182,9 +187,15 @@ def parse_hyperparameters(argv, environ=os.environ):
     """(TrainConfig, JobOptions) from ``argv``; a flag left out takes the preset's value, then the
     model's default."""
     args = vars(build_parser(environ).parse_args(argv))
+    elastic_given = bool(args["elastic"])
     for name, value in PRESETS[args.pop("preset")].items():
         if args[name] is None:
             args[name] = value
+    if elastic_given and not args["augment"]:
+        raise HyperparameterError(
+            f"hyperparameter elastic: {args['elastic']} distorts only augmented images; "
+            "set augment=true as well"
+        )
     model = args.pop("model")
     net = {
         name: args.pop(name) for name in ("hidden_channels", "kernel_size", "dropout", "members")

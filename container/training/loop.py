@@ -118,6 +118,16 @@ def ema_update(decay):
     return update
 
 
+def augmented_views(x, config):
+    """The batch augmented; an ensemble's members each get a view of their own, (members, N,
+    1, 28, 28), so that they see different images and err apart."""
+    members = config.net.members
+    if members == 1:
+        return augment(x, elastic=config.elastic)
+    views = augment(x.repeat(members, 1, 1, 1), elastic=config.elastic)
+    return views.unflatten(0, (members, x.shape[0]))
+
+
 def member_loss(logits, labels, label_smoothing):
     """Cross-entropy; an ensemble's (members, N, classes) logits give the sum of its members'
     own losses, so that each member learns as it would alone."""
@@ -142,7 +152,7 @@ def train_epoch(run, images, labels, order):
         index = order[batch * local_batch : (batch + 1) * local_batch]
         x = as_input(images[index])
         if config.augment:
-            x = augment(x)
+            x = augmented_views(x, config)
         with autocast(run.device, run.job.amp):
             loss = member_loss(run.model(x).float(), labels[index], config.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)

@@ -48,9 +48,11 @@ def autocast(device, amp):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def augment(x, max_degrees=10.0, max_shift=0.1, max_scale=0.1):
-    """Each image its own random rotation, shift (fraction of the side) and scale."""
-    n = x.shape[0]
+def augment(x, max_degrees=10.0, max_shift=0.1, max_scale=0.1, elastic=0.0):
+    """Each image its own random rotation, shift (fraction of the side) and scale; with
+    ``elastic``, also a smooth random displacement of about that many pixels at most, drawn on
+    a 4x4 grid and interpolated across the image (elastic distortion, Simard et al. 2003)."""
+    n, side = x.shape[0], x.shape[-1]
     rand = torch.rand(n, 4, device=x.device) * 2 - 1
     angle = rand[:, 0] * max_degrees * torch.pi / 180
     scale = 1 + rand[:, 1] * max_scale
@@ -63,4 +65,8 @@ def augment(x, max_degrees=10.0, max_shift=0.1, max_scale=0.1):
         1,
     )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if elastic:
+        coarse = (torch.rand(n, 2, 4, 4, device=x.device) * 2 - 1) * (elastic * 2 / side)
+        field = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

@@ -108,6 +108,9 @@ def test_an_ensemble_predicts_its_members_mean_probabilities():
     assert not torch.equal(first["head.weight"], second["head.weight"])  # each its own start
     x = torch.rand(6, 1, 28, 28)
     assert ensemble.train()(x).shape == (3, 6, 10)  # one set of logits a member for training
+    views = torch.rand(3, 6, 1, 28, 28)  # or a batch of its own for each member
+    own = torch.stack([m(v) for m, v in zip(ensemble.members, views, strict=True)])
+    torch.testing.assert_close(ensemble(views), own)
     ensemble.eval()
     mean = torch.stack([m(x).softmax(1) for m in ensemble.members]).mean(0)
     torch.testing.assert_close(ensemble(x).softmax(1), mean)

@@ -129,6 +129,7 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
         "hidden_channels": 8,
         "dropout": 0.1,
         "augment": "true",
+        "elastic": 1.5,
         "ema": 0.99,
     }
     whole = make_opt_ml(tmp_path / "whole", hyperparameters, {"training": tiny_channel})
@@ -168,7 +169,13 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
 
 
 def test_an_ensemble_trains_each_member_and_serves_their_mean(tiny_channel, tmp_path, mnist):
-    hyperparameters = {"epochs": 2, "batch_size": 64, "hidden_channels": 8, "members": 2}
+    hyperparameters = {
+        "epochs": 2,
+        "batch_size": 64,
+        "hidden_channels": 8,
+        "members": 2,
+        "augment": "true",  # a view of the batch for each member
+    }
     base = make_opt_ml(tmp_path, hyperparameters, {"training": tiny_channel})
     code, log = run_training(base)
     assert code == 0, log

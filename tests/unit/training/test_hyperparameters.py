@@ -57,6 +57,7 @@ def test_the_best_preset_and_what_overrides_it():
     config, _ = parse(preset="best", epochs="30", ema="0")
     assert (config.epochs, config.ema, config.net.hidden_channels) == (30, 0.0, 32)
     assert parse()[0].ema == 0.0
+    assert parse(augment="true", elastic="2.5")[0].elastic == 2.5
 
 
 def test_given_values_override_the_preset():
@@ -82,6 +83,8 @@ def test_toolkit_spelling_of_booleans():
         ({"lr": "0"}, "lr", "above 0"),
         ({"lr": "nan"}, "lr", "out of range"),
         ({"augment": "maybe"}, "augment", "not true or false"),
+        ({"elastic": "2"}, "elastic", "set augment=true as well"),
+        ({"elastic": "11", "augment": "true"}, "elastic", "at most 10"),
         ({"backend": "mpi"}, "backend", "auto, gloo, nccl"),
         ({"preset": "fastest"}, "preset", "fast, best"),
         ({"ema": "1"}, "ema", "at most 0.99999"),
@@ -124,3 +127,7 @@ def test_a_checkpoint_resumes_under_the_same_model_settings_alone():
     other, _ = parse(epochs="3", hidden_channels="10", seed="2")
     assert other.changed_from(asdict(config)) == ["hidden_channels", "seed"]
     assert {"model", "hidden_channels", "epochs", "seed"} <= set(config.changed_from({}))
+    # A checkpoint from before ema and elastic existed resumes where they are at their default.
+    older = {k: v for k, v in asdict(config).items() if k not in ("ema", "elastic")}
+    assert config.changed_from(older) == []
+    assert parse(epochs="3", hidden_channels="8", ema="0.9")[0].changed_from(older) == ["ema"]
