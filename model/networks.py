@@ -26,6 +26,7 @@ class NetConfig:
     kernel_size: int = 3
     dropout: float = 0.0
     members: int = 1  # nets of this config whose probabilities are averaged
+    depth: int = 1  # bncnn: convolutions a stage (each past the first: conv, norm, ReLU)
     image_size: int = IMAGE_SIZE
     num_classes: int = NUM_CLASSES
     extra: dict = field(default_factory=dict)  # room for keys a newer version adds
@@ -74,6 +75,10 @@ def config_problems(config):
         problems.append(f"hidden_channels must be between 1 and 1024, not {config.hidden_channels}")
     if not 1 <= config.members <= 16:
         problems.append(f"members must be between 1 and 16, not {config.members}")
+    if not 1 <= config.depth <= 4:
+        problems.append(f"depth must be between 1 and 4, not {config.depth}")
+    elif config.depth > 1 and config.arch != "bncnn":
+        problems.append(f"depth applies to the bncnn model alone, not {config.arch}")
     if not 0.0 <= config.dropout < 1.0:
         problems.append(f"dropout must be at least 0 and below 1, not {config.dropout}")
     k = config.kernel_size
@@ -164,7 +169,8 @@ class ExamplesNet(nn.Module):
 class BNCNN(nn.Module):
     """A stride-2 5x5 stem straight to 14x14, then two stages of a convolution, an overlapping
     3x3 max-pool of stride 2 (14 to 7 to 4 pixels, no border row dropped), batch norm and ReLU,
-    and a linear head. Widths c, 2c, 4c: about 34,000 weights at c=16.
+    and a linear head. Widths c, 2c, 4c: about 34,000 weights at c=16. ``depth`` adds
+    convolutions after each of the three, at their resolution.
 
     Built for accuracy per second of CPU training: no layer runs at the full 28x28, and pooling
     before batch norm leaves a quarter of the elements to normalize."""
@@ -173,22 +179,33 @@ class BNCNN(nn.Module):
         super().__init__()
         k, c = config.kernel_size, config.hidden_channels
         self.norm = Normalize()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False),
-            nn.BatchNorm2d(c),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False),
-            nn.MaxPool2d(3, 2, 1),
-            nn.BatchNorm2d(2 * c),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(2 * c, 4 * c, k, padding=k // 2, bias=False),
-            nn.MaxPool2d(3, 2, 1),
-            nn.BatchNorm2d(4 * c),
-            nn.ReLU(inplace=True),
-        )
+        layers = [nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(c)]
+        layers += [nn.ReLU(inplace=True), *self._more(c, config)]
+        for width in (2 * c, 4 * c):
+            layers += [
+                nn.Conv2d(width // 2, width, k, padding=k // 2, bias=False),
+                nn.MaxPool2d(3, 2, 1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                *self._more(width, config),
+            ]
+        self.features = nn.Sequential(*layers)
         side = -(-config.image_size // 8)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(4 * c * side * side, config.num_classes)
+
+    @staticmethod
+    def _more(width, config):
+        """The stage's convolutions after its first, at its own resolution and width."""
+        k = config.kernel_size
+        layers = []
+        for _ in range(config.depth - 1):
+            layers += [
+                nn.Conv2d(width, width, k, padding=k // 2, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+        return layers
 
     def forward(self, x):
         x = torch.flatten(self.features(self.norm(x)), 1)

@@ -106,6 +106,7 @@ def build_parser(environ=os.environ):
     add("--hidden_channels", "--hidden-channels", type=_ranged(int, 1, 1024))
     add("--kernel_size", "--kernel-size", type=_ranged(int, 1))
     add("--dropout", type=_ranged(float, 0.0, 1.0))
+    add("--depth", type=_ranged(int, 1, 4), help="bncnn: convolutions in each of its 3 stages")
     add(
         "--members",
         type=_ranged(int, 1, 16),
@@ -198,7 +199,8 @@ def parse_hyperparameters(argv, environ=os.environ):
         )
     model = args.pop("model")
     net = {
-        name: args.pop(name) for name in ("hidden_channels", "kernel_size", "dropout", "members")
+        name: args.pop(name)
+        for name in ("hidden_channels", "kernel_size", "dropout", "members", "depth")
     }
     try:
         net_config = make_config(model, **net)

@@ -64,10 +64,35 @@ def test_unknown_architecture_names_the_choices():
         make_config("resnet")
 
 
-def _trained_looking_bncnn():
+def test_depth_adds_convolutions_to_each_bncnn_stage_and_keeps_depth_one_as_it_was():
+    shallow = build_model(make_config("bncnn", hidden_channels=8))
+    deep = build_model(make_config("bncnn", hidden_channels=8, depth=2))
+    convs = [m for m in deep.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (1, 8), (8, 8), (8, 16), (16, 16), (16, 32), (32, 32)
+    ]  # fmt: skip
+    assert deep.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # depth 1 is the net checkpoints from before depth existed hold: the same layers and names
+    assert NetConfig(**{k: v for k, v in asdict(make_config()).items() if k != "depth"}).depth == 1
+    assert [k for k in shallow.state_dict()][:6] == [
+        "features.0.weight", "features.1.weight", "features.1.bias",
+        "features.1.running_mean", "features.1.running_var", "features.1.num_batches_tracked",
+    ]  # fmt: skip
+    assert "features.10.weight" not in shallow.state_dict()
+    assert "features.7.weight" in shallow.state_dict()  # the last stage's convolution
+
+
+def test_depth_is_for_the_bncnn_model():
+    with pytest.raises(ValueError, match="depth applies to the bncnn model alone"):
+        make_config("baseline", depth=2)
+    with pytest.raises(ValueError, match="between 1 and 4"):
+        make_config("bncnn", depth=5)
+
+
+def _trained_looking_bncnn(depth=1):
     """A bncnn with batch-norm statistics and affine weights away from their initial values."""
     torch.manual_seed(0)
-    net = build_model(make_config("bncnn", hidden_channels=8))
+    net = build_model(make_config("bncnn", hidden_channels=8, depth=depth))
     net.train()
     for _ in range(3):
         net(torch.rand(64, 1, 28, 28))
@@ -79,8 +104,9 @@ def _trained_looking_bncnn():
     return net.eval()
 
 
-def test_folding_batch_norm_for_inference_keeps_the_outputs():
-    net = _trained_looking_bncnn()
+@pytest.mark.parametrize("depth", [1, 3])
+def test_folding_batch_norm_for_inference_keeps_the_outputs(depth):
+    net = _trained_looking_bncnn(depth)
     folded = net.for_inference()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     x = torch.rand(16, 1, 28, 28)

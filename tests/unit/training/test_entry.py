@@ -168,12 +168,15 @@ def test_sigterm_checkpoints_and_resume_ends_with_the_same_model(tiny_channel, t
     assert accuracy[0] == accuracy[1]
 
 
-def test_an_ensemble_trains_each_member_and_serves_their_mean(tiny_channel, tmp_path, mnist):
+def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
+    tiny_channel, tmp_path, mnist
+):
     hyperparameters = {
         "epochs": 2,
         "batch_size": 64,
         "hidden_channels": 8,
         "members": 2,
+        "depth": 2,
         "augment": "true",  # a view of the batch for each member
     }
     base = make_opt_ml(tmp_path, hyperparameters, {"training": tiny_channel})
@@ -191,7 +194,7 @@ def test_an_ensemble_trains_each_member_and_serves_their_mean(tiny_channel, tmp_
     served = predict_fn(x.numpy(), model)
     np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
     metrics = json.loads(read(os.path.join(model_dir, "metrics.json")))
-    assert metrics["config"]["members"] == 2
+    assert (metrics["config"]["members"], metrics["config"]["depth"]) == (2, 2)
 
 
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):

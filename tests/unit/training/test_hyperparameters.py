@@ -58,6 +58,7 @@ def test_the_best_preset_and_what_overrides_it():
     assert (config.epochs, config.ema, config.net.hidden_channels) == (30, 0.0, 32)
     assert parse()[0].ema == 0.0
     assert parse(augment="true", elastic="2.5")[0].elastic == 2.5
+    assert parse(depth="2")[0].net.depth == 2
 
 
 def test_given_values_override_the_preset():
@@ -88,6 +89,8 @@ def test_toolkit_spelling_of_booleans():
         ({"backend": "mpi"}, "backend", "auto, gloo, nccl"),
         ({"preset": "fastest"}, "preset", "fast, best"),
         ({"ema": "1"}, "ema", "at most 0.99999"),
+        ({"depth": "5"}, "depth", "at most 4"),
+        ({"depth": "2", "model": "baseline"}, "depth", "bncnn model alone"),
     ],
 )
 def test_invalid_values_name_the_hyperparameter_and_what_is_allowed(
