@@ -15,7 +15,7 @@ import urllib.request
 
 import numpy as np
 
-from container.serving.model_server import end_process_group, port_problem
+from container.serving.supervisor import end_process_group, port_problem
 from local_test import ROOT
 
 
