@@ -184,26 +184,9 @@ def serve():
 def serve_models(settings, workdir):
     """Multi-model mode: no model at start-up; SageMaker loads each with POST /models, and a
     model that cannot load answers that request with the reason instead of stopping `serve`."""
-    problem = port_problem(settings.port, management=False)
-    if problem:
-        sys.exit(problem)
-    config = os.path.join(workdir, "mms.properties")
-    write_properties(server_properties(settings), config)
     failures = os.path.join(workdir, "load-failures")
     os.mkdir(failures)
-    env = model_server_environment(
-        **{WORKERS_ENV: str(settings.workers), LOAD_FAILURE_DIR_ENV: failures}
-    )
-    if settings.access_log:
-        env[ACCESS_LOG_LEVEL_ENV] = "info"
-    supervisor = Supervisor(
-        lambda: subprocess.Popen(
-            model_server_command(config), env=env, cwd=workdir, start_new_session=True
-        ),
-        settings.port,
-        settings.restart_after_s,
-        management=False,
-    )
+    supervisor = supervised(settings, workdir, {LOAD_FAILURE_DIR_ENV: failures}, management=False)
     sys.exit(supervisor.run())
 
 
@@ -219,31 +202,36 @@ def serve_model(settings, workdir):
         sys.exit(
             f"cannot serve the model in {model_dir}: it holds neither {' nor '.join(MODEL_FILES)}"
         )
-    problem = port_problem(settings.port)
+    failure_file = os.path.join(workdir, "load-failure")
+    loaded_file = os.path.join(workdir, "loaded")
+    extra_env = {
+        LOADED_FILE_ENV: loaded_file,
+        LOAD_FAILURE_FILE_ENV: failure_file,
+        user_code.CODE_DIR_ENV: code_dir,
+    }
+    supervisor = supervised(settings, workdir, extra_env, model_dir, loaded_file=loaded_file)
+    sys.exit(supervisor.run(failure_file, model_dir))
+
+
+def supervised(settings, workdir, extra_env, model_dir=None, management=True, **options):
+    """The Supervisor of multi-model-server configured by ``settings`` in ``workdir``, its
+    handler's environment with ``extra_env``, serving ``model_dir`` (none: multi-model mode);
+    ``management`` and ``options`` as Supervisor takes them. A port in use ends `serve` first."""
+    problem = port_problem(settings.port, management)
     if problem:
         sys.exit(problem)
     config = os.path.join(workdir, "mms.properties")
     write_properties(server_properties(settings), config)
-    failure_file = os.path.join(workdir, "load-failure")
-    loaded_file = os.path.join(workdir, "loaded")
-    env = model_server_environment(
-        **{
-            LOADED_FILE_ENV: loaded_file,
-            # The handler shares the cores out by the number of workers.
-            WORKERS_ENV: str(settings.workers),
-            LOAD_FAILURE_FILE_ENV: failure_file,
-            user_code.CODE_DIR_ENV: code_dir,
-        }
-    )
+    # The handler shares the cores out by the number of workers.
+    env = model_server_environment(**{WORKERS_ENV: str(settings.workers), **extra_env})
     if settings.access_log:
         env[ACCESS_LOG_LEVEL_ENV] = "info"
+    command = model_server_command(config, model_dir)
     # cwd: a scratch folder for anything the server writes, never the caller's directory.
-    supervisor = Supervisor(
-        lambda: subprocess.Popen(
-            model_server_command(config, model_dir), env=env, cwd=workdir, start_new_session=True
-        ),
+    return Supervisor(
+        lambda: subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True),
         settings.port,
         settings.restart_after_s,
-        loaded_file=loaded_file,
+        management=management,
+        **options,
     )
-    sys.exit(supervisor.run(failure_file, model_dir))

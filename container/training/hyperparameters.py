@@ -188,11 +188,10 @@ def parse_hyperparameters(argv, environ=os.environ):
     """(TrainConfig, JobOptions) from ``argv``; a flag left out takes the preset's value, then the
     model's default."""
     args = vars(build_parser(environ).parse_args(argv))
-    elastic_given = bool(args["elastic"])
     for name, value in PRESETS[args.pop("preset")].items():
         if args[name] is None:
             args[name] = value
-    if elastic_given and not args["augment"]:
+    if args["elastic"] and not args["augment"]:  # the presets leave elastic at 0: it was given
         raise HyperparameterError(
             f"hyperparameter elastic: {args['elastic']} distorts only augmented images; "
             "set augment=true as well"
