@@ -9,7 +9,6 @@ from dataclasses import asdict
 import torch
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DistributedSampler
 
 from container.files import CONFUSION_PLOT, CURVES_PLOT, HISTORY_FILE, METRICS_FILE
@@ -19,6 +18,7 @@ from container.training.config import flat_config
 from container.training.data import load_mnist
 from container.training.metrics import TEST_LINE, TRAIN_LINE
 from container.training.optimization import (
+    MovingAverage,
     amp_dtype,
     augment,
     autocast,
@@ -64,11 +64,7 @@ class Run:
             self.device.type, enabled=amp_dtype(self.device, job.amp) == torch.float16
         )
         # Batch norm's running statistics are averaged with the weights they belong to.
-        self.averaged = (
-            AveragedModel(self.net, multi_avg_fn=ema_update(config.ema), use_buffers=True)
-            if config.ema
-            else None
-        )
+        self.averaged = MovingAverage(self.net, config.ema) if config.ema else None
         self.epoch, self.batch, self.history, self.train_seconds = 1, 0, [], 0.0
         self.tracker = Tracker(job.tracking if self.is_main else None)
 
@@ -102,20 +98,6 @@ class Run:
             self.averaged.load_state_dict(state["averaged"])
         self.epoch, self.batch = state["epoch"], state["batch"]
         self.history, self.train_seconds = json.loads(state["history"]), state["train_seconds"]
-
-
-def ema_update(decay):
-    """AveragedModel's update with ``decay``, warmed up as (1 + n) / (10 + n) over the first
-    steps so that the random initial weights fade out within the first epoch."""
-
-    def update(averaged, current, num_averaged):
-        if not averaged[0].is_floating_point():  # batch norm's counters: the latest
-            torch._foreach_copy_(averaged, current)
-            return
-        n = int(num_averaged)
-        torch._foreach_lerp_(averaged, current, 1 - min(decay, (1 + n) / (10 + n)))
-
-    return update
 
 
 def augmented_views(x, config):

@@ -1,6 +1,11 @@
-"""The optimizer, its learning-rate schedule, mixed precision and augmentation."""
+"""The optimizer, its learning-rate schedule, the weights' moving average, mixed precision and
+augmentation."""
+
+import copy
+import itertools
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 
@@ -35,6 +40,49 @@ def make_scheduler(config, optimizer, steps_per_epoch):
             optimizer, lambda step: config.gamma ** (step // steps_per_epoch)
         )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class MovingAverage(nn.Module):
+    """An exponential moving average of a net's weights and batch-norm statistics, with the decay
+    warmed up as (1 + n) / (10 + n) over the first steps so that the random initial weights fade
+    out within the first epoch; batch norm's counters are copied. Its state dict has the layout
+    of torch's AveragedModel (``n_averaged``, ``module.*``), which older checkpoints hold.
+
+    The step count is kept in Python as well: AveragedModel reads its count tensor back at every
+    step, which on a GPU waits for all the work queued before it."""
+
+    def __init__(self, net, decay):
+        super().__init__()
+        self.module = copy.deepcopy(net)
+        device = next(net.parameters()).device
+        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long, device=device))
+        self.decay, self.steps = decay, 0
+
+    @torch.no_grad()
+    def update_parameters(self, net):
+        pairs = zip(
+            itertools.chain(self.module.parameters(), self.module.buffers()),
+            itertools.chain(net.parameters(), net.buffers()),
+        )
+        floats, counters = ([], []), ([], [])
+        for averaged, current in pairs:
+            kept = floats if averaged.is_floating_point() else counters
+            kept[0].append(averaged)
+            kept[1].append(current.detach())
+        if self.steps == 0:
+            torch._foreach_copy_(*floats)
+        else:
+            n = self.steps
+            torch._foreach_lerp_(*floats, 1 - min(self.decay, (1 + n) / (10 + n)))
+        if counters[0]:
+            torch._foreach_copy_(*counters)
+        self.steps += 1
+        self.n_averaged += 1
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        result = super().load_state_dict(state_dict, strict, assign)
+        self.steps = int(self.n_averaged)  # once, on resuming
+        return result
 
 
 def amp_dtype(device, amp):
