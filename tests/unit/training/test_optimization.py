@@ -81,5 +81,7 @@ def test_moving_average_of_a_net_without_buffers():
     states = train_steps(net, 2, average.update_parameters)
     assert average.steps == 2
     weight = 9 / 11
-    expected = states[0]["fc2.weight"] + (states[1]["fc2.weight"] - states[0]["fc2.weight"]) * weight
+    expected = (
+        states[0]["fc2.weight"] + (states[1]["fc2.weight"] - states[0]["fc2.weight"]) * weight
+    )
     torch.testing.assert_close(average.module.fc2.weight, expected)
