@@ -51,7 +51,7 @@ MODEL_DEFAULTS = {
 # the model's own defaults. `fast` is accuracy per second; `best` is accuracy within 20 epochs.
 PRESETS = {
     "fast": dict(epochs=2, augment=False, elastic=0.0, ema=0.0),
-    "best": dict(hidden_channels=32, epochs=20, augment=True, elastic=0.0, ema=0.999),
+    "best": dict(hidden_channels=32, stem="full", epochs=20, augment=True, elastic=0.0, ema=0.999),
 }
 
 

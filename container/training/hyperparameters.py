@@ -25,7 +25,10 @@ from container.training.config import (
     JobOptions,
     TrainConfig,
 )
-from model.networks import ARCHES, make_config
+from model.networks import ARCHES, STEMS, make_config
+
+# Settings of the bncnn model alone: a preset's value passes over the other models.
+BNCNN_ONLY = ("depth", "stem")
 
 
 class HyperparameterError(ClientError):
@@ -107,6 +110,7 @@ def build_parser(environ=os.environ):
     add("--kernel_size", "--kernel-size", type=_ranged(int, 1))
     add("--dropout", type=_ranged(float, 0.0, 1.0))
     add("--depth", type=_ranged(int, 1, 4), help="bncnn: convolutions in each of its 3 stages")
+    add("--stem", choices=STEMS, help="bncnn: strided (5x5, stride 2) or full (3x3 at 28x28 first)")
     add(
         "--members",
         type=_ranged(int, 1, 16),
@@ -189,7 +193,7 @@ def parse_hyperparameters(argv, environ=os.environ):
     model's default."""
     args = vars(build_parser(environ).parse_args(argv))
     for name, value in PRESETS[args.pop("preset")].items():
-        if args[name] is None:
+        if args[name] is None and (name not in BNCNN_ONLY or args["model"] == "bncnn"):
             args[name] = value
     if args["elastic"] and not args["augment"]:  # the presets leave elastic at 0: it was given
         raise HyperparameterError(
@@ -199,7 +203,7 @@ def parse_hyperparameters(argv, environ=os.environ):
     model = args.pop("model")
     net = {
         name: args.pop(name)
-        for name in ("hidden_channels", "kernel_size", "dropout", "members", "depth")
+        for name in ("hidden_channels", "kernel_size", "dropout", "members", "depth", "stem")
     }
     try:
         net_config = make_config(model, **net)

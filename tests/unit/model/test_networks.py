@@ -89,10 +89,27 @@ def test_depth_is_for_the_bncnn_model():
         make_config("bncnn", depth=5)
 
 
-def _trained_looking_bncnn(depth=1):
+def test_the_full_stem_convolves_at_28x28_before_the_strided_convolution():
+    net = build_model(make_config("bncnn", hidden_channels=8, stem="full"))
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs[:2]] == [
+        (1, 8, (1, 1)), (8, 8, (2, 2))
+    ]  # fmt: skip
+    assert net.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # "strided" is the net checkpoints from before stem existed hold
+    assert NetConfig(**{k: v for k, v in asdict(make_config()).items() if k != "stem"}).stem == (
+        "strided"
+    )
+    with pytest.raises(ValueError, match="stem must be one of strided, full, not 'wide'"):
+        make_config("bncnn", stem="wide")
+    with pytest.raises(ValueError, match="stem applies to the bncnn model alone"):
+        make_config("examples", stem="full")
+
+
+def _trained_looking_bncnn(depth=1, stem="strided"):
     """A bncnn with batch-norm statistics and affine weights away from their initial values."""
     torch.manual_seed(0)
-    net = build_model(make_config("bncnn", hidden_channels=8, depth=depth))
+    net = build_model(make_config("bncnn", hidden_channels=8, depth=depth, stem=stem))
     net.train()
     for _ in range(3):
         net(torch.rand(64, 1, 28, 28))
@@ -104,9 +121,9 @@ def _trained_looking_bncnn(depth=1):
     return net.eval()
 
 
-@pytest.mark.parametrize("depth", [1, 3])
-def test_folding_batch_norm_for_inference_keeps_the_outputs(depth):
-    net = _trained_looking_bncnn(depth)
+@pytest.mark.parametrize("depth,stem", [(1, "strided"), (3, "strided"), (2, "full")])
+def test_folding_batch_norm_for_inference_keeps_the_outputs(depth, stem):
+    net = _trained_looking_bncnn(depth, stem)
     folded = net.for_inference()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     x = torch.rand(16, 1, 28, 28)

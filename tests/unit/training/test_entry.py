@@ -177,6 +177,7 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
         "hidden_channels": 8,
         "members": 2,
         "depth": 2,
+        "stem": "full",
         "augment": "true",  # a view of the batch for each member
     }
     base = make_opt_ml(tmp_path, hyperparameters, {"training": tiny_channel})
@@ -195,6 +196,7 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
     np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
     metrics = json.loads(read(os.path.join(model_dir, "metrics.json")))
     assert (metrics["config"]["members"], metrics["config"]["depth"]) == (2, 2)
+    assert metrics["config"]["stem"] == "full"
 
 
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):

@@ -59,6 +59,11 @@ def test_the_best_preset_and_what_overrides_it():
     assert parse()[0].ema == 0.0
     assert parse(augment="true", elastic="2.5")[0].elastic == 2.5
     assert parse(depth="2")[0].net.depth == 2
+    assert parse(stem="full")[0].net.stem == "full"
+    assert parse(preset="best")[0].net.stem == "full"
+    # bncnn's own settings in a preset pass over other models
+    config, _ = parse(preset="best", model="baseline")
+    assert (config.net.stem, config.net.hidden_channels, config.ema) == ("strided", 32, 0.999)
 
 
 def test_given_values_override_the_preset():
@@ -91,6 +96,8 @@ def test_toolkit_spelling_of_booleans():
         ({"ema": "1"}, "ema", "at most 0.99999"),
         ({"depth": "5"}, "depth", "at most 4"),
         ({"depth": "2", "model": "baseline"}, "depth", "bncnn model alone"),
+        ({"stem": "wide"}, "stem", "strided, full"),
+        ({"stem": "full", "model": "baseline"}, "stem", "bncnn model alone"),
     ],
 )
 def test_invalid_values_name_the_hyperparameter_and_what_is_allowed(
