@@ -49,6 +49,8 @@ ARCH_DEFAULTS = {
 }
 ARCHES = tuple(ARCH_DEFAULTS)
 STEMS = ("strided", "full")
+# Settings of the bncnn model alone (config_problems refuses them for the others).
+BNCNN_ONLY = ("depth", "stem")
 
 
 def make_config(arch="bncnn", **overrides):
@@ -172,6 +174,15 @@ class ExamplesNet(nn.Module):
         return self.fc2(x)
 
 
+def _conv_norm_relu(in_channels, out_channels, kernel_size):
+    """A same-size convolution, batch norm (so no bias) and ReLU."""
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
 class BNCNN(nn.Module):
     """A stem to 14x14, then two stages of a convolution, an overlapping 3x3 max-pool of stride
     2 (14 to 7 to 4 pixels, no border row dropped), batch norm and ReLU, and a linear head.
@@ -187,14 +198,11 @@ class BNCNN(nn.Module):
         super().__init__()
         k, c = config.kernel_size, config.hidden_channels
         self.norm = Normalize()
-        layers = []
         if config.stem == "full":
-            layers += [nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)]
-            layers += [nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False)]
+            stem = [*_conv_norm_relu(1, c, 3), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False)]
         else:
-            layers += [nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False)]
-        layers += [nn.BatchNorm2d(c)]
-        layers += [nn.ReLU(inplace=True), *self._more(c, config)]
+            stem = [nn.Conv2d(1, c, 5, stride=2, padding=2, bias=False)]
+        layers = [*stem, nn.BatchNorm2d(c), nn.ReLU(inplace=True), *self._more(c, config)]
         for width in (2 * c, 4 * c):
             layers += [
                 nn.Conv2d(width // 2, width, k, padding=k // 2, bias=False),
@@ -211,15 +219,11 @@ class BNCNN(nn.Module):
     @staticmethod
     def _more(width, config):
         """The stage's convolutions after its first, at its own resolution and width."""
-        k = config.kernel_size
-        layers = []
-        for _ in range(config.depth - 1):
-            layers += [
-                nn.Conv2d(width, width, k, padding=k // 2, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
-        return layers
+        return [
+            layer
+            for _ in range(config.depth - 1)
+            for layer in _conv_norm_relu(width, width, config.kernel_size)
+        ]
 
     def forward(self, x):
         x = torch.flatten(self.features(self.norm(x)), 1)

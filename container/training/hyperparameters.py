@@ -25,10 +25,7 @@ from container.training.config import (
     JobOptions,
     TrainConfig,
 )
-from model.networks import ARCHES, STEMS, make_config
-
-# Settings of the bncnn model alone: a preset's value passes over the other models.
-BNCNN_ONLY = ("depth", "stem")
+from model.networks import ARCHES, BNCNN_ONLY, STEMS, make_config
 
 
 class HyperparameterError(ClientError):
@@ -192,7 +189,7 @@ def parse_hyperparameters(argv, environ=os.environ):
     """(TrainConfig, JobOptions) from ``argv``; a flag left out takes the preset's value, then the
     model's default."""
     args = vars(build_parser(environ).parse_args(argv))
-    for name, value in PRESETS[args.pop("preset")].items():
+    for name, value in PRESETS[args.pop("preset")].items():  # bncnn's own pass over the others
         if args[name] is None and (name not in BNCNN_ONLY or args["model"] == "bncnn"):
             args[name] = value
     if args["elastic"] and not args["augment"]:  # the presets leave elastic at 0: it was given
