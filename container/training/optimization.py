@@ -48,8 +48,9 @@ class MovingAverage(nn.Module):
     out within the first epoch; batch norm's counters are copied. Its state dict has the layout
     of torch's AveragedModel (``n_averaged``, ``module.*``), which older checkpoints hold.
 
-    The step count is kept in Python as well: AveragedModel reads its count tensor back at every
-    step, which on a GPU waits for all the work queued before it."""
+    The step count is kept in Python, and written into ``n_averaged`` only for a state dict:
+    AveragedModel reads its count tensor back at every step, which on a GPU waits for all the
+    work queued before it."""
 
     def __init__(self, net, decay):
         super().__init__()
@@ -77,7 +78,10 @@ class MovingAverage(nn.Module):
         if counters[0]:
             torch._foreach_copy_(*counters)
         self.steps += 1
-        self.n_averaged += 1
+
+    def state_dict(self, *args, **kwargs):
+        self.n_averaged.fill_(self.steps)  # the count, as AveragedModel's checkpoints hold it
+        return super().state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         result = super().load_state_dict(state_dict, strict, assign)
