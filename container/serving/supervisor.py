@@ -124,10 +124,7 @@ class Supervisor:
                         file=sys.stderr,
                         flush=True,
                     )
-                self.stop()
-                self.server.wait()
-                end_process_group(self.server.pid)
-                return 1
+                return self.end()
             now = time.monotonic()
             if now >= next_check and not self.stopping:
                 next_check = now + HEALTH_CHECK_S
@@ -178,6 +175,10 @@ class Supervisor:
 
     def give_up(self, why):
         print(f"{why}: stopping serve", file=sys.stderr, flush=True)
+        return self.end()
+
+    def end(self):
+        """Stops the server and every process it started; the exit code for `serve`, 1."""
         self.stop()
         self.server.wait()
         end_process_group(self.server.pid)
