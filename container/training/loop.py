@@ -9,6 +9,7 @@ from dataclasses import asdict
 import torch
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DistributedSampler
 
 from container.files import CONFUSION_PLOT, CURVES_PLOT, HISTORY_FILE, METRICS_FILE
@@ -190,6 +191,14 @@ def evaluate(net, split, batch_size, device, amp):
     return loss / len(split), accuracy, predictions.cpu()
 
 
+def recalibrate(net, images, batch_size):
+    """Recomputes batch norm's statistics on ``images`` as they are: trained on augmented
+    batches, they describe augmented images, while the model is served plain ones."""
+    batches = (as_input(images[i : i + batch_size]) for i in range(0, len(images), batch_size))
+    with torch.no_grad():
+        update_bn(batches, net)
+
+
 def fit(config, job, layout, local_rank=0):
     """Trains on this process's share; rank 0 evaluates and writes the artifacts. Returns the
     metrics on rank 0, else None."""
@@ -253,6 +262,8 @@ def run_epochs(run, train, test, layout):
         seconds = time.perf_counter() - started
         run.train_seconds += seconds
         if run.is_main:
+            if run.epoch == config.epochs and config.augment:
+                recalibrate(run.final_net, train.images, job.test_batch_size)
             test_loss, accuracy, _ = evaluate(
                 run.final_net, test, job.test_batch_size, device, job.amp
             )

@@ -191,6 +191,13 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
         alone = [(m(x).argmax(1) == labels).float().mean() for m in ensemble.members]
         mean = torch.stack([m(x).softmax(1) for m in ensemble.members]).mean(0)
     assert min(alone) > 0.85, alone  # each member learned on its own
+    # Batch norm's statistics describe the training images as served, not as augmented.
+    with np.load(os.path.join(tiny_channel, "mnist.npz")) as data:
+        train = torch.from_numpy(data["x_train"]).float().div(255).unsqueeze(1)
+    for member in ensemble.members:
+        stem = member.features[0](member.norm(train))
+        norm = member.features[1]
+        torch.testing.assert_close(norm.running_mean, stem.mean((0, 2, 3)), atol=1e-4, rtol=0)
     model = model_fn(model_dir)  # the serving path: folded, on ONNX Runtime
     served = predict_fn(x.numpy(), model)
     np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
