@@ -224,6 +224,10 @@ bench: data peer-image ## Training, serving, start-up and size against the stock
 bench-train: data ## Measure accuracy, time to 99% and memory of the training presets
 	$(PY) -m benchmarks.bench_train --data $(DATA) $(BENCH_TRAIN_ARGS)
 
+.PHONY: bench-committee
+bench-committee: data ## The models bench-train left, alone and as committees averaging their probabilities
+	$(PY) -m benchmarks.committee --data $(DATA) build/bench_train/best-seed-*/model
+
 .PHONY: bench-gpu
 bench-gpu: data $(ENDPOINTS_JAR) ## The GPU figures: training with the data on the device, the best preset, predict_fn, serve
 	$(PY) -m benchmarks.bench_gpu --data $(DATA)

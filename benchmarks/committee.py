@@ -1,0 +1,68 @@
+"""Models trained apart, alone and as committees that average their probabilities (what an
+ensemble of them would answer), scored on the test set through the serving hooks.
+
+    python -m benchmarks.committee build/bench_train/best-seed-*/model
+
+For each committee size: how many committees there are and their mean, lowest and highest test
+accuracy; then how many test images every model gets wrong.
+"""
+
+import argparse
+import itertools
+import os
+
+import numpy as np
+
+from benchmarks.reporting import write_report
+from container.serving.hooks import model_fn, predict_fn
+from container.serving.pixels import to_batch
+from container.training.data import load_mnist
+
+
+def committee_rows(probabilities, labels):
+    """(size, committees, mean, lowest, highest accuracy %) for every size of committee drawn
+    from ``probabilities`` (one (N, 10) array a model)."""
+    rows = []
+    for size in range(1, len(probabilities) + 1):
+        accuracies = [
+            100.0 * np.mean(np.mean([probabilities[i] for i in members], 0).argmax(1) == labels)
+            for members in itertools.combinations(range(len(probabilities)), size)
+        ]
+        rows.append((size, len(accuracies), np.mean(accuracies), min(accuracies), max(accuracies)))
+    return rows
+
+
+def wrong_everywhere(probabilities, labels):
+    """(images every model gets wrong, images some model gets wrong)."""
+    wrong = [p.argmax(1) != labels for p in probabilities]
+    return int(np.logical_and.reduce(wrong).sum()), int(np.logical_or.reduce(wrong).sum())
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", help="model folders that training wrote")
+    parser.add_argument("--data", default="data", help="folder with training/ and testing/")
+    parser.add_argument("--out", default="results/committee.md", help="Markdown table")
+    args = parser.parse_args()
+    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
+    images, labels = to_batch(test.images.numpy()), test.labels.numpy()
+    probabilities = [predict_fn(images, model_fn(folder)) for folder in args.models]
+    lines = [
+        "| models | committees | test accuracy, mean (%) | lowest (%) | highest (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for size, count, mean, lowest, highest in committee_rows(probabilities, labels):
+        lines.append(f"| {size} | {count} | {mean:.3f} | {lowest:.2f} | {highest:.2f} |")
+    every, some = wrong_everywhere(probabilities, labels)
+    report = (
+        f"Committees of {', '.join(args.models)}\n\n"
+        + "\n".join(lines)
+        + f"\n\nTest images every model gets wrong: {every}; that some model gets wrong: {some}.\n"
+    )
+    write_report(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
