@@ -46,6 +46,11 @@ def main():
     parser.add_argument("--data", default="data", help="folder with training/ and testing/")
     parser.add_argument("--out", default="results/committee.md", help="Markdown table")
     args = parser.parse_args()
+    missing = [folder for folder in args.models if not os.path.isdir(folder)]
+    if missing:
+        parser.error(
+            f"no model folder at {', '.join(missing)}: train them first (make bench-train)"
+        )
     _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
     images, labels = to_batch(test.images.numpy()), test.labels.numpy()
     probabilities = [predict_fn(images, model_fn(folder)) for folder in args.models]
