@@ -123,12 +123,13 @@ class LocalServer:
         except ValueError:
             return status, {}
 
-    def wait_healthy(self, timeout=120):
-        """Seconds from the start to /ping 200; fails with the server's log otherwise."""
+    def wait_healthy(self, timeout=120, workers=1):
+        """Seconds from the start to /ping 200 with at least ``workers`` workers ready (the
+        first answers 200 while the others still load); fails with the server's log otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             answer = self.ping()
-            if answer and answer[0] == 200:
+            if answer and answer[0] == 200 and answer[1].get("ready_workers", 0) >= workers:
                 return time.monotonic() - self.started
             if self.process.poll() is not None:
                 raise AssertionError(f"the server exited:\n{self.output()}")

@@ -3,7 +3,6 @@ mid-epoch, every epoch writes one, and a job that finds one resumes from it."""
 
 import os
 import signal
-from dataclasses import asdict
 
 import torch
 from sagemaker_training.errors import ClientError
@@ -55,8 +54,9 @@ def load(folder, config):
             f"checkpoint {path} cannot be read ({e}); remove it to start afresh"
         ) from None
     saved = state.get("config") if isinstance(state, dict) else None
-    if saved != asdict(config):
-        differ = config.changed_from(saved if isinstance(saved, dict) else {})
+    # A setting added since the checkpoint was written counts as its default there.
+    differ = config.changed_from(saved) if isinstance(saved, dict) else []
+    if not isinstance(saved, dict) or differ:
         raise ClientError(
             f"checkpoint {path} was written with other hyperparameters "
             f"({', '.join(differ) or 'an older layout'}); use the same ones to resume, or remove it"

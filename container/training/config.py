@@ -50,8 +50,16 @@ MODEL_DEFAULTS = {
 # Whole recipes, chosen with the `preset` hyperparameter: each fills what is not given, before
 # the model's own defaults. `fast` is accuracy per second; `best` is accuracy within 20 epochs.
 PRESETS = {
-    "fast": dict(epochs=2, augment=False, elastic=0.0, ema=0.0),
-    "best": dict(hidden_channels=32, stem="full", epochs=20, augment=True, elastic=0.0, ema=0.999),
+    "fast": dict(epochs=2, augment=False, elastic=0.0, plain_epochs=0, ema=0.0),
+    "best": dict(
+        hidden_channels=32,
+        stem="full",
+        epochs=20,
+        augment=True,
+        elastic=0.0,
+        plain_epochs=0,
+        ema=0.999,
+    ),
 }
 
 
@@ -73,16 +81,16 @@ class TrainConfig:
     seed: int
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and saved; 0: off
     elastic: float = 0.0  # pixels of elastic distortion where augment is on; 0: none
+    plain_epochs: int = 0  # the last epochs train on unaugmented images, where augment is on
 
     def changed_from(self, saved):
         """The hyperparameters whose values differ from ``saved`` (an ``asdict`` of a config);
-        one that ``saved`` predates counts as its default."""
-        saved = flat_config(saved)
-        return sorted(
-            name
-            for name, value in flat_config(asdict(self)).items()
-            if saved.get(name, DEFAULTS.get(name)) != value
-        )
+        one that ``saved`` predates counts as its default, and one this version lacks differs."""
+        saved, ours = flat_config(saved), flat_config(asdict(self))
+        changed = {
+            name for name, value in ours.items() if saved.get(name, DEFAULTS.get(name)) != value
+        }
+        return sorted(changed | (saved.keys() - ours.keys()))
 
 
 def _field_defaults(cls):

@@ -141,6 +141,12 @@ def build_parser(environ=os.environ):
         help="pixels of smooth random displacement added where augment is on; 0: none",
     )
     add(
+        "--plain_epochs",
+        "--plain-epochs",
+        type=_ranged(int, 0, 1000),
+        help="with augment, the last this many epochs train on unaugmented images",
+    )
+    add(
         "--ema",
         type=_ranged(float, 0.0, 0.99999),
         help="decay per step of the weights' moving average, evaluated and saved; 0: off",
@@ -196,6 +202,16 @@ def parse_hyperparameters(argv, environ=os.environ):
         raise HyperparameterError(
             f"hyperparameter elastic: {args['elastic']} distorts only augmented images; "
             "set augment=true as well"
+        )
+    if args["plain_epochs"] and not args["augment"]:
+        raise HyperparameterError(
+            f"hyperparameter plain_epochs: {args['plain_epochs']} ends the augmentation early, "
+            "but augment is off; set augment=true as well"
+        )
+    if args["plain_epochs"] and args["plain_epochs"] >= args["epochs"]:
+        raise HyperparameterError(
+            f"hyperparameter plain_epochs: {args['plain_epochs']} leaves no augmented epoch of "
+            f"{args['epochs']}; it must be less than epochs"
         )
     model = args.pop("model")
     net = {

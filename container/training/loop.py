@@ -101,6 +101,12 @@ class Run:
         self.history, self.train_seconds = json.loads(state["history"]), state["train_seconds"]
 
 
+def augments(config, epoch):
+    """Whether ``epoch`` trains on augmented images: the last ``plain_epochs`` do not, so that
+    the weights end on the images the model is served."""
+    return config.augment and epoch <= config.epochs - config.plain_epochs
+
+
 def augmented_views(x, config):
     """The batch augmented; an ensemble's members each get a view of their own, (members, N,
     1, 28, 28), so that they see different images and err apart."""
@@ -134,7 +140,7 @@ def train_epoch(run, images, labels, order):
         torch.manual_seed(config.seed * 1_000_003 + run.rank * 65_537 + step)
         index = order[batch * local_batch : (batch + 1) * local_batch]
         x = as_input(images[index])
-        if config.augment:
+        if augments(config, run.epoch):
             x = augmented_views(x, config)
         with autocast(run.device, run.job.amp):
             loss = member_loss(run.model(x).float(), labels[index], config.label_smoothing)

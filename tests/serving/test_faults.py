@@ -83,7 +83,8 @@ def test_the_workers_parent_killed_with_its_workers_restarts_the_server(
         SAGEMAKER_RESTART_UNHEALTHY_AFTER_S="2",
     )
     try:
-        srv.wait_healthy()
+        # Every worker forked first: one forked after the kill would keep the server healthy.
+        srv.wait_healthy(workers=2)
         killed = kill_worker_tree(srv)
         wait_unhealthy(srv)
         srv.wait_healthy(timeout=90)
@@ -101,7 +102,12 @@ def test_the_workers_parent_killed_with_its_workers_restarts_the_server(
 
 
 def test_a_restart_that_cannot_load_the_model_ends_serve_non_zero(tmp_path, trained_model_dir):
-    srv = LocalServer.serve(trained_model_dir, tmp_path, SAGEMAKER_RESTART_UNHEALTHY_AFTER_S="2")
+    srv = LocalServer.serve(
+        trained_model_dir,
+        tmp_path,
+        SAGEMAKER_MODEL_SERVER_WORKERS="1",
+        SAGEMAKER_RESTART_UNHEALTHY_AFTER_S="2",
+    )
     try:
         srv.wait_healthy()
         for saved in (tmp_path / "opt_ml" / "model").glob("model.pt*"):

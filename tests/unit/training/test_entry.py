@@ -14,6 +14,7 @@ import torch
 
 from container.serving.hooks import model_fn, predict_fn
 from container.training.hyperparameters import parse_hyperparameters
+from container.training.loop import augments
 from container.training.metrics import METRIC_DEFINITIONS
 from local_test.opt_ml import make_opt_ml
 from tests.helpers import failed, load_state_dict_model, read, run_training, start_training
@@ -204,6 +205,15 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
     metrics = json.loads(read(os.path.join(model_dir, "metrics.json")))
     assert (metrics["config"]["members"], metrics["config"]["depth"]) == (2, 2)
     assert metrics["config"]["stem"] == "full"
+
+
+def test_the_last_plain_epochs_train_on_unaugmented_images():
+    paths = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
+    flags = ["--epochs", "5", "--augment", "true", "--plain_epochs", "2"]
+    config, _ = parse_hyperparameters(flags, paths)
+    assert [augments(config, epoch) for epoch in range(1, 6)] == [True] * 3 + [False] * 2
+    config, _ = parse_hyperparameters(flags[:4], paths)
+    assert all(augments(config, epoch) for epoch in range(1, 6))
 
 
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):

@@ -3,7 +3,10 @@
 from dataclasses import asdict
 
 import pytest
+import torch
+from sagemaker_training.errors import ClientError
 
+from container.training import checkpoints
 from container.training.config import MODEL_DEFAULTS
 from container.training.hyperparameters import HyperparameterError, parse_hyperparameters
 
@@ -58,6 +61,8 @@ def test_the_best_preset_and_what_overrides_it():
     assert (config.epochs, config.ema, config.net.hidden_channels) == (30, 0.0, 32)
     assert parse()[0].ema == 0.0
     assert parse(augment="true", elastic="2.5")[0].elastic == 2.5
+    assert parse(preset="best", plain_epochs="3")[0].plain_epochs == 3
+    assert parse()[0].plain_epochs == 0
     assert parse(depth="2")[0].net.depth == 2
     assert parse(stem="full")[0].net.stem == "full"
     assert parse(preset="best")[0].net.stem == "full"
@@ -91,6 +96,9 @@ def test_toolkit_spelling_of_booleans():
         ({"augment": "maybe"}, "augment", "not true or false"),
         ({"elastic": "2"}, "elastic", "set augment=true as well"),
         ({"elastic": "11", "augment": "true"}, "elastic", "at most 10"),
+        ({"plain_epochs": "1"}, "plain_epochs", "set augment=true as well"),
+        ({"plain_epochs": "2", "augment": "true"}, "plain_epochs", "less than epochs"),
+        ({"plain_epochs": "-1", "augment": "true"}, "plain_epochs", "at least 0"),
         ({"backend": "mpi"}, "backend", "auto, gloo, nccl"),
         ({"preset": "fastest"}, "preset", "fast, best"),
         ({"ema": "1"}, "ema", "at most 0.99999"),
@@ -141,3 +149,15 @@ def test_a_checkpoint_resumes_under_the_same_model_settings_alone():
     older = {k: v for k, v in asdict(config).items() if k not in ("ema", "elastic")}
     assert config.changed_from(older) == []
     assert parse(epochs="3", hidden_channels="8", ema="0.9")[0].changed_from(older) == ["ema"]
+    # One from a version with a setting this one lacks does not.
+    assert config.changed_from({**asdict(config), "mixup": 0.2}) == ["mixup"]
+
+
+def test_a_checkpoint_from_before_a_setting_existed_loads(tmp_path):
+    config, _ = parse(epochs="3")
+    older = {k: v for k, v in asdict(config).items() if k != "plain_epochs"}
+    torch.save({"config": older, "epoch": 2}, checkpoints.checkpoint_path(tmp_path))
+    assert checkpoints.load(str(tmp_path), config)["epoch"] == 2
+    later, _ = parse(epochs="3", augment="true", plain_epochs="1")
+    with pytest.raises(ClientError, match=r"other hyperparameters \(augment, plain_epochs\)"):
+        checkpoints.load(str(tmp_path), later)
