@@ -183,6 +183,12 @@ def build_parser(environ=os.environ):
     return parser
 
 
+# Settings that act on augmented images alone, and why.
+AUGMENT_ONLY = {
+    "elastic": "distorts only augmented images",
+    "plain_epochs": "ends the augmentation early, but augment is off",
+}
+
 REQUIRED = {
     "train": f"no 'training' channel ({p.TRAINING_CHANNEL_ENV} is unset): give the job a "
     "training channel holding MNIST",
@@ -198,16 +204,11 @@ def parse_hyperparameters(argv, environ=os.environ):
     for name, value in PRESETS[args.pop("preset")].items():  # bncnn's own pass over the others
         if args[name] is None and (name not in BNCNN_ONLY or args["model"] == "bncnn"):
             args[name] = value
-    if args["elastic"] and not args["augment"]:  # the presets leave elastic at 0: it was given
-        raise HyperparameterError(
-            f"hyperparameter elastic: {args['elastic']} distorts only augmented images; "
-            "set augment=true as well"
-        )
-    if args["plain_epochs"] and not args["augment"]:
-        raise HyperparameterError(
-            f"hyperparameter plain_epochs: {args['plain_epochs']} ends the augmentation early, "
-            "but augment is off; set augment=true as well"
-        )
+    for name, why in AUGMENT_ONLY.items():  # the presets leave these at 0: a value was given
+        if args[name] and not args["augment"]:
+            raise HyperparameterError(
+                f"hyperparameter {name}: {args[name]} {why}; set augment=true as well"
+            )
     if args["plain_epochs"] and args["plain_epochs"] >= args["epochs"]:
         raise HyperparameterError(
             f"hyperparameter plain_epochs: {args['plain_epochs']} leaves no augmented epoch of "

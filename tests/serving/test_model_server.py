@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -308,9 +307,7 @@ def test_workers_fork_from_one_loaded_model_and_log_only_to_stdout(
             for _ in range(4):
                 status, _, body = srv.invoke(npy(x[:4]), NPY)
                 assert status == 200 and labels_of(body) == list(y[:4])
-            deadline = time.monotonic() + 30
-            while srv.ping()[1]["ready_workers"] < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
+            srv.wait_healthy(workers=2)
             output = srv.output()
             assert output.count("model loaded on cpu") == 1, output
             assert ('"POST /invocations HTTP/1.1" 200' in output) == (access_log == "true")
