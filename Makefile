@@ -27,8 +27,10 @@ PREFIX ?= mnist
 PYTEST_ARGS ?=
 # extra `make bench` arguments: BENCH_ARGS="--quick" or "--skip-training"
 BENCH_ARGS ?=
-# extra `make bench-train` arguments: BENCH_TRAIN_ARGS="--only-best --seeds 5"
+# extra `make bench-train` arguments: BENCH_TRAIN_ARGS="--only-best --seeds 5 --jobs 2"
 BENCH_TRAIN_ARGS ?=
+# model folders `make bench-committee` scores (what bench-train left for `best`)
+COMMITTEE_MODELS ?= build/bench_train/best-seed-*/model
 
 # Docker client (BuildKit is required: Docker 20.10 or newer)
 DOCKER ?= docker
@@ -226,7 +228,7 @@ bench-train: data ## Measure accuracy, time to 99% and memory of the training pr
 
 .PHONY: bench-committee
 bench-committee: data ## The models bench-train left, alone and as committees averaging their probabilities
-	$(PY) -m benchmarks.committee --data $(DATA) build/bench_train/best-seed-*/model
+	$(PY) -m benchmarks.committee --data $(DATA) $(COMMITTEE_MODELS)
 
 .PHONY: bench-gpu
 bench-gpu: data $(ENDPOINTS_JAR) ## The GPU figures: training with the data on the device, the best preset, predict_fn, serve

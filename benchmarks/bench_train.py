@@ -1,7 +1,9 @@
-"""Trains the presets one after another through the image's `train` (no Docker) and prints a
-Markdown table: test accuracy after each epoch, time to 99.0%, training time, peak memory.
+"""Trains the presets through the image's `train` (no Docker), one after another or `--jobs`
+at a time, and prints a Markdown table: test accuracy after each epoch, time to 99.0%, training
+time, peak memory.
 
     python -m benchmarks.bench_train --data data [--best [--seeds 5]] [--only-best]
+        [--set NAME=VALUE] [--jobs 2]
 
 Times are seconds of training (the loop itself: no start-up, no evaluation), as metrics.json
 and history.json record them. One run per row: compare rows of the same run.
@@ -11,11 +13,13 @@ import argparse
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -25,7 +29,7 @@ from container.serving.hooks import model_fn, predict_fn
 from container.serving.pixels import to_batch
 from container.training.data import load_mnist
 from local_test import ROOT
-from local_test.opt_ml import make_opt_ml, train_command
+from local_test.opt_ml import make_opt_ml, parse_assignments, train_command
 
 RUNS = [
     ("default (bncnn, 2 epochs)", {}),
@@ -36,24 +40,28 @@ RUNS = [
 
 
 # The `best` preset, once a seed: docs/performance.md reports the mean of seeds 1 to 5.
-def best_runs(seeds, members=1):
-    name = "best" if members == 1 else f"best, members={members}"
+def best_runs(seeds, members=1, settings=None):
+    settings = {**({"members": members} if members != 1 else {}), **(settings or {})}
+    name = ", ".join(["best", *(f"{k}={v}" for k, v in settings.items())])
     return [
-        (f"{name}: seed={seed}", {"preset": "best", "members": members, "seed": seed})
+        (f"{name}: seed={seed}", {"preset": "best", **settings, "seed": seed})
         for seed in range(1, seeds + 1)
     ]
 
 
-def bench(name, hyperparameters, data, work, serving_batch=None):
-    """One training run's row; with ``serving_batch``, also the images/s of predict_fn on it
-    with the model the run trained (what serving the model costs)."""
+def bench(name, hyperparameters, data, work, cpus=None):
+    """One training run's row; ``cpus``: the only CPUs it may run on (all, if None)."""
     base = os.path.join(work, re.sub(r"\W+", "-", name).strip("-"))
     shutil.rmtree(base, ignore_errors=True)
     channels = {c: os.path.join(data, c) for c in ("training", "testing")}
     make_opt_ml(base, hyperparameters, channels)
     argv, env = train_command(base)
-    print(f"== {name}", flush=True)
+    print(f"== {name}" + (f" on CPUs {sorted(cpus)}" if cpus else ""), flush=True)
+    if cpus:
+        argv = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), *argv]
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    with open(os.path.join(base, "train.log"), "w") as f:
+        f.write(done.stdout + done.stderr)
     if done.returncode:
         sys.exit(f"{name} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     model_dir = os.path.join(base, "model")
@@ -61,10 +69,32 @@ def bench(name, hyperparameters, data, work, serving_batch=None):
         **summarize(name, model_dir, os.path.join(base, "output", "data")),
         "model_dir": model_dir,
     }
-    if serving_batch is not None:
-        row["predict_rate"] = predict_rate(model_dir, serving_batch, 20)[0]
     print(f"   {row}", flush=True)
     return row
+
+
+def bench_all(runs, data, work, jobs=1):
+    """The rows of ``runs`` ((name, hyperparameters) pairs), ``jobs`` at a time, each on its own
+    share of this process's CPUs: on a small host, runs side by side on a core each finish more
+    runs an hour than one after another on all of them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not 1 <= jobs <= len(cpus):
+        sys.exit(f"--jobs {jobs}: this process may run on {len(cpus)} CPUs; give 1 to {len(cpus)}")
+    if jobs == 1:
+        return [bench(name, hp, data, work) for name, hp in runs]
+    shares = queue.SimpleQueue()
+    for i in range(jobs):
+        shares.put(set(cpus[i::jobs]))
+
+    def run(item):
+        share = shares.get()
+        try:
+            return bench(*item, data, work, share)
+        finally:
+            shares.put(share)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(run, runs))
 
 
 def predict_rate(model_dir, images, repeats):
@@ -173,13 +203,28 @@ def main():
     parser.add_argument("--only-best", action="store_true", help="run preset=best alone")
     parser.add_argument("--seeds", type=int, default=1, help="preset=best with seeds 1 to N")
     parser.add_argument("--members", type=int, default=1, help="preset=best as an ensemble")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a hyperparameter of every preset=best run, named in its row (repeatable)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="training runs at once, each on its own share of the CPUs (times are then per share)",
+    )
     args = parser.parse_args()
-    best = best_runs(args.seeds, args.members) if args.best or args.only_best else []
-    batch = test_batch(args.data)
+    best = best_runs(args.seeds, args.members, parse_assignments(args.set))
+    best *= args.best or args.only_best
     runs = RUNS * (not args.only_best)
-    rows = [bench(name, hp, args.data, args.work, batch) for name, hp in runs]
-    best_rows = [bench(name, hp, args.data, args.work, batch) for name, hp in best]
-    rows += best_rows
+    rows = bench_all(runs + best, args.data, args.work, args.jobs)
+    batch = test_batch(args.data)
+    for row in rows:  # after all training, so that no run shares the CPUs with it
+        row["predict_rate"] = predict_rate(row["model_dir"], batch, 20)[0]
+    best_rows = rows[len(runs) :]
     if len(best_rows) > 1:
         rows.append(mean_row(best_rows))
     machine = (

@@ -50,7 +50,10 @@ class Layout:
                 "hyperparameter backend=nccl needs GPUs; this host has none. Use gloo or auto"
             )
         self.backend = backend
-        cpus = int(environ.get(p.NUM_CPUS_ENV) or len(os.sched_getaffinity(0)))
+        # The toolkit counts the host's CPUs; a process pinned to fewer (taskset, a cpuset)
+        # runs on those alone, and more threads than them only contend.
+        pinned = len(os.sched_getaffinity(0))
+        cpus = min(int(environ.get(p.NUM_CPUS_ENV) or pinned), pinned)
         self.threads = max(1, cpus // self.procs_per_host)
 
     @property

@@ -1,6 +1,10 @@
 """The training benchmark's summary rows and sentences, from rows as `bench` returns them."""
 
-from benchmarks.bench_train import against_examples, mean_row, table
+import os
+
+import pytest
+
+from benchmarks.bench_train import against_examples, bench_all, best_runs, mean_row, table
 
 
 def row(name, accuracy, to_99, to_995=None, seconds=10.0, predict_rate=None):
@@ -37,3 +41,29 @@ def test_the_default_is_set_against_the_examples_network_where_both_reached_99()
     )
     assert against_examples([default, row(examples["name"], [98.4], None)]) == ""
     assert against_examples([default]) == ""
+
+
+def test_best_runs_name_the_settings_they_add_to_the_preset():
+    runs = best_runs(2, settings={"augment_views": "2"})
+    assert runs[1] == (
+        "best, augment_views=2: seed=2",
+        {"preset": "best", "augment_views": "2", "seed": 2},
+    )
+    assert best_runs(1, members=3)[0][0] == "best, members=3: seed=1"
+    assert best_runs(1)[0] == ("best: seed=1", {"preset": "best", "seed": 1})
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_runs_side_by_side_each_train_on_a_cpu_of_their_own(tiny_channel, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for channel in ("training", "testing"):
+        os.symlink(tiny_channel, data / channel)
+    hp = {"epochs": 1, "hidden_channels": 4}
+    runs = [("one", {**hp, "seed": 1}), ("two", {**hp, "seed": 2})]
+    rows = bench_all(runs, str(data), str(tmp_path / "work"), jobs=2)
+    assert [r["name"] for r in rows] == ["one", "two"]
+    for row in rows:
+        assert row["accuracy"][-1] > 50, row
+        with open(os.path.join(os.path.dirname(row["model_dir"]), "train.log")) as f:
+            assert "1 thread(s) each" in f.read()
