@@ -74,9 +74,8 @@ def bench(name, hyperparameters, data, work, cpus=None):
 
 
 def bench_all(runs, data, work, jobs=1):
-    """The rows of ``runs`` ((name, hyperparameters) pairs), ``jobs`` at a time, each on its own
-    share of this process's CPUs: on a small host, runs side by side on a core each finish more
-    runs an hour than one after another on all of them."""
+    """The rows of ``runs`` ((name, hyperparameters) pairs), ``jobs`` at a time, each pinned to
+    its own share of this process's CPUs so that runs side by side do not contend for them."""
     cpus = sorted(os.sched_getaffinity(0))
     if not 1 <= jobs <= len(cpus):
         sys.exit(f"--jobs {jobs}: this process may run on {len(cpus)} CPUs; give 1 to {len(cpus)}")
