@@ -50,7 +50,7 @@ MODEL_DEFAULTS = {
 # Whole recipes, chosen with the `preset` hyperparameter: each fills what is not given, before
 # the model's own defaults. `fast` is accuracy per second; `best` is accuracy within 20 epochs.
 PRESETS = {
-    "fast": dict(epochs=2, augment=False, elastic=0.0, plain_epochs=0, ema=0.0),
+    "fast": dict(epochs=2, augment=False, elastic=0.0, plain_epochs=0, augment_views=1, ema=0.0),
     "best": dict(
         hidden_channels=32,
         stem="full",
@@ -58,6 +58,7 @@ PRESETS = {
         augment=True,
         elastic=0.0,
         plain_epochs=0,
+        augment_views=1,
         ema=0.999,
     ),
 }
@@ -82,6 +83,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of the weights' moving average that is evaluated and saved; 0: off
     elastic: float = 0.0  # pixels of elastic distortion where augment is on; 0: none
     plain_epochs: int = 0  # the last epochs train on unaugmented images, where augment is on
+    augment_views: int = 1  # augmented views of each image in a batch, where augment is on
 
     def changed_from(self, saved):
         """The hyperparameters whose values differ from ``saved`` (an ``asdict`` of a config);

@@ -147,6 +147,12 @@ def build_parser(environ=os.environ):
         help="with augment, the last this many epochs train on unaugmented images",
     )
     add(
+        "--augment_views",
+        "--augment-views",
+        type=_ranged(int, 1, 16),
+        help="with augment, each batch holds this many augmented views of each of its images",
+    )
+    add(
         "--ema",
         type=_ranged(float, 0.0, 0.99999),
         help="decay per step of the weights' moving average, evaluated and saved; 0: off",
@@ -183,10 +189,11 @@ def build_parser(environ=os.environ):
     return parser
 
 
-# Settings that act on augmented images alone, and why.
+# Settings that act on augmented images alone: the value that leaves them off, and why.
 AUGMENT_ONLY = {
-    "elastic": "distorts only augmented images",
-    "plain_epochs": "ends the augmentation early, but augment is off",
+    "elastic": (0, "distorts only augmented images"),
+    "plain_epochs": (0, "ends the augmentation early, but augment is off"),
+    "augment_views": (1, "views of augmented images, but augment is off"),
 }
 
 REQUIRED = {
@@ -204,8 +211,8 @@ def parse_hyperparameters(argv, environ=os.environ):
     for name, value in PRESETS[args.pop("preset")].items():  # bncnn's own pass over the others
         if args[name] is None and (name not in BNCNN_ONLY or args["model"] == "bncnn"):
             args[name] = value
-    for name, why in AUGMENT_ONLY.items():  # the presets leave these at 0: a value was given
-        if args[name] and not args["augment"]:
+    for name, (off, why) in AUGMENT_ONLY.items():  # the presets leave these off: one was given
+        if args[name] not in (None, off) and not args["augment"]:
             raise HyperparameterError(
                 f"hyperparameter {name}: {args[name]} {why}; set augment=true as well"
             )

@@ -107,14 +107,18 @@ def augments(config, epoch):
     return config.augment and epoch <= config.epochs - config.plain_epochs
 
 
-def augmented_views(x, config):
-    """The batch augmented; an ensemble's members each get a view of their own, (members, N,
-    1, 28, 28), so that they see different images and err apart."""
+def augmented_views(x, y, config):
+    """The batch augmented and its labels, each image ``augment_views`` times over (batch
+    augmentation: one step learns from several views of an image); an ensemble's members each
+    get views of their own, (members, N, 1, 28, 28), so that they see different images and err
+    apart."""
+    if config.augment_views > 1:
+        x, y = x.repeat(config.augment_views, 1, 1, 1), y.repeat(config.augment_views)
     members = config.net.members
     if members == 1:
-        return augment(x, elastic=config.elastic)
+        return augment(x, elastic=config.elastic), y
     views = augment(x.repeat(members, 1, 1, 1), elastic=config.elastic)
-    return views.unflatten(0, (members, x.shape[0]))
+    return views.unflatten(0, (members, x.shape[0])), y
 
 
 def member_loss(logits, labels, label_smoothing):
@@ -139,11 +143,11 @@ def train_epoch(run, images, labels, order):
         step = (run.epoch - 1) * run.steps_per_epoch + batch
         torch.manual_seed(config.seed * 1_000_003 + run.rank * 65_537 + step)
         index = order[batch * local_batch : (batch + 1) * local_batch]
-        x = as_input(images[index])
+        x, y = as_input(images[index]), labels[index]
         if augments(config, run.epoch):
-            x = augmented_views(x, config)
+            x, y = augmented_views(x, y, config)
         with autocast(run.device, run.job.amp):
-            loss = member_loss(run.model(x).float(), labels[index], config.label_smoothing)
+            loss = member_loss(run.model(x).float(), y, config.label_smoothing)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)

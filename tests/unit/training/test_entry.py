@@ -14,7 +14,7 @@ import torch
 
 from container.serving.hooks import model_fn, predict_fn
 from container.training.hyperparameters import parse_hyperparameters
-from container.training.loop import augments
+from container.training.loop import augmented_views, augments
 from container.training.metrics import METRIC_DEFINITIONS
 from local_test.opt_ml import make_opt_ml
 from tests.helpers import failed, load_state_dict_model, read, run_training, start_training
@@ -179,7 +179,8 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
         "members": 2,
         "depth": 2,
         "stem": "full",
-        "augment": "true",  # a view of the batch for each member
+        "augment": "true",  # views of the batch for each member
+        "augment_views": 2,
     }
     base = make_opt_ml(tmp_path, hyperparameters, {"training": tiny_channel})
     code, log = run_training(base)
@@ -214,6 +215,19 @@ def test_the_last_plain_epochs_train_on_unaugmented_images():
     assert [augments(config, epoch) for epoch in range(1, 6)] == [True] * 3 + [False] * 2
     config, _ = parse_hyperparameters(flags[:4], paths)
     assert all(augments(config, epoch) for epoch in range(1, 6))
+
+
+def test_augment_views_hold_each_image_that_many_times_each_augmented_its_own_way(mnist):
+    paths = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
+    config, _ = parse_hyperparameters(["--augment", "true", "--augment_views", "3"], paths)
+    x = torch.from_numpy(mnist["x_train"][:4]).float().div(255).unsqueeze(1)
+    y = torch.from_numpy(mnist["y_train"][:4])
+    views, labels = augmented_views(x, y, config)
+    assert views.shape == (12, 1, 28, 28)
+    assert labels.tolist() == y.tolist() * 3
+    for i in range(4):  # an image's three views: each its own rotation, shift and scale
+        a, b, c = views[i], views[4 + i], views[8 + i]
+        assert not (torch.equal(a, b) or torch.equal(a, c) or torch.equal(b, c))
 
 
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):

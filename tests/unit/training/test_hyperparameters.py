@@ -63,6 +63,9 @@ def test_the_best_preset_and_what_overrides_it():
     assert parse(augment="true", elastic="2.5")[0].elastic == 2.5
     assert parse(preset="best", plain_epochs="3")[0].plain_epochs == 3
     assert parse()[0].plain_epochs == 0
+    assert parse(preset="best", augment_views="2")[0].augment_views == 2
+    assert parse()[0].augment_views == 1
+    assert parse(augment_views="1")[0].augment_views == 1  # off, so augment may be off too
     assert parse(depth="2")[0].net.depth == 2
     assert parse(stem="full")[0].net.stem == "full"
     assert parse(preset="best")[0].net.stem == "full"
@@ -99,6 +102,9 @@ def test_toolkit_spelling_of_booleans():
         ({"plain_epochs": "1"}, "plain_epochs", "set augment=true as well"),
         ({"plain_epochs": "2", "augment": "true"}, "plain_epochs", "less than epochs"),
         ({"plain_epochs": "-1", "augment": "true"}, "plain_epochs", "at least 0"),
+        ({"augment_views": "2"}, "augment_views", "set augment=true as well"),
+        ({"augment_views": "0", "augment": "true"}, "augment_views", "at least 1"),
+        ({"augment_views": "17", "augment": "true"}, "augment_views", "at most 16"),
         ({"backend": "mpi"}, "backend", "auto, gloo, nccl"),
         ({"preset": "fastest"}, "preset", "fast, best"),
         ({"ema": "1"}, "ema", "at most 0.99999"),
