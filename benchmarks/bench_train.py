@@ -216,8 +216,8 @@ def main():
         help="training runs at once, each on its own share of the CPUs (times are then per share)",
     )
     args = parser.parse_args()
-    best = best_runs(args.seeds, args.members, parse_assignments(args.set))
-    best *= args.best or args.only_best
+    settings = parse_assignments(args.set)
+    best = best_runs(args.seeds, args.members, settings) if args.best or args.only_best else []
     runs = RUNS * (not args.only_best)
     rows = bench_all(runs + best, args.data, args.work, args.jobs)
     batch = test_batch(args.data)
