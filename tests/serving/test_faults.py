@@ -191,7 +191,7 @@ def strict_server(trained_model_dir, tmp_path_factory):
         SAGEMAKER_MODEL_SERVER_TIMEOUT="20",
     )
     try:
-        srv.wait_healthy()
+        srv.wait_healthy(workers=2)  # both forked: the test compares the workers before and after
         yield srv
     finally:
         srv.close()
