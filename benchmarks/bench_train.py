@@ -93,7 +93,12 @@ def bench_all(runs, data, work, jobs=1):
             shares.put(share)
 
     with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(run, runs))
+        futures = [pool.submit(run, item) for item in runs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:  # a failed run: the runs not yet started never start
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def predict_rate(model_dir, images, repeats):
