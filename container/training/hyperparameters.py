@@ -18,6 +18,7 @@ from container.training import parameters as p
 from container.training import tracking
 from container.training.config import (
     BACKENDS,
+    DEFAULTS,
     MODEL_DEFAULTS,
     OPTIMIZERS,
     PRESETS,
@@ -189,11 +190,11 @@ def build_parser(environ=os.environ):
     return parser
 
 
-# Settings that act on augmented images alone: the value that leaves them off, and why.
+# Settings that act on augmented images alone, and why; each is off at its TrainConfig default.
 AUGMENT_ONLY = {
-    "elastic": (0, "distorts only augmented images"),
-    "plain_epochs": (0, "ends the augmentation early, but augment is off"),
-    "augment_views": (1, "views of augmented images, but augment is off"),
+    "elastic": "distorts only augmented images",
+    "plain_epochs": "ends the augmentation early, but augment is off",
+    "augment_views": "views of augmented images, but augment is off",
 }
 
 REQUIRED = {
@@ -211,8 +212,8 @@ def parse_hyperparameters(argv, environ=os.environ):
     for name, value in PRESETS[args.pop("preset")].items():  # bncnn's own pass over the others
         if args[name] is None and (name not in BNCNN_ONLY or args["model"] == "bncnn"):
             args[name] = value
-    for name, (off, why) in AUGMENT_ONLY.items():  # the presets leave these off: one was given
-        if args[name] not in (None, off) and not args["augment"]:
+    for name, why in AUGMENT_ONLY.items():  # the presets leave these off: one was given
+        if args[name] not in (None, DEFAULTS[name]) and not args["augment"]:
             raise HyperparameterError(
                 f"hyperparameter {name}: {args[name]} {why}; set augment=true as well"
             )
