@@ -50,15 +50,16 @@ def best_runs(seeds, members=1, settings=None):
 
 
 def bench(name, hyperparameters, data, work, cpus=None):
-    """One training run's row; ``cpus``: the only CPUs it may run on (all, if None)."""
+    """One training run's row; ``cpus``: the only CPUs it may run on, a sorted list (all, if
+    None)."""
     base = os.path.join(work, re.sub(r"\W+", "-", name).strip("-"))
     shutil.rmtree(base, ignore_errors=True)
     channels = {c: os.path.join(data, c) for c in ("training", "testing")}
     make_opt_ml(base, hyperparameters, channels)
     argv, env = train_command(base)
-    print(f"== {name}" + (f" on CPUs {sorted(cpus)}" if cpus else ""), flush=True)
+    print(f"== {name}" + (f" on CPUs {cpus}" if cpus else ""), flush=True)
     if cpus:
-        argv = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), *argv]
+        argv = ["taskset", "--cpu-list", ",".join(map(str, cpus)), *argv]
     done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     with open(os.path.join(base, "train.log"), "w") as f:
         f.write(done.stdout + done.stderr)
@@ -83,7 +84,7 @@ def bench_all(runs, data, work, jobs=1):
         return [bench(name, hp, data, work) for name, hp in runs]
     shares = queue.SimpleQueue()
     for i in range(jobs):
-        shares.put(set(cpus[i::jobs]))
+        shares.put(cpus[i::jobs])
 
     def run(item):
         share = shares.get()

@@ -21,6 +21,8 @@ from tests.helpers import failed, load_state_dict_model, read, run_training, sta
 
 # The default batch of 128 is tuned for 60,000 images; 12,000 take a smaller one.
 QUICK = {"epochs": 1, "log_interval": 50, "batch_size": 64}
+# The toolkit's paths, for parsing hyperparameters alone.
+PATHS = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
 
 
 @pytest.fixture(scope="module")
@@ -209,17 +211,15 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
 
 
 def test_the_last_plain_epochs_train_on_unaugmented_images():
-    paths = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
     flags = ["--epochs", "5", "--augment", "true", "--plain_epochs", "2"]
-    config, _ = parse_hyperparameters(flags, paths)
+    config, _ = parse_hyperparameters(flags, PATHS)
     assert [augments(config, epoch) for epoch in range(1, 6)] == [True] * 3 + [False] * 2
-    config, _ = parse_hyperparameters(flags[:4], paths)
+    config, _ = parse_hyperparameters(flags[:4], PATHS)
     assert all(augments(config, epoch) for epoch in range(1, 6))
 
 
 def test_augment_views_hold_each_image_that_many_times_each_augmented_its_own_way(mnist):
-    paths = {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"}
-    config, _ = parse_hyperparameters(["--augment", "true", "--augment_views", "3"], paths)
+    config, _ = parse_hyperparameters(["--augment", "true", "--augment_views", "3"], PATHS)
     x = torch.from_numpy(mnist["x_train"][:4]).float().div(255).unsqueeze(1)
     y = torch.from_numpy(mnist["y_train"][:4])
     views, labels = augmented_views(x, y, config)
@@ -233,10 +233,7 @@ def test_augment_views_hold_each_image_that_many_times_each_augmented_its_own_wa
 def test_checkpoint_from_other_hyperparameters_is_refused(tiny_channel, tmp_path):
     base = make_opt_ml(tmp_path, {"epochs": 1, "seed": 1}, {"training": tiny_channel})
     os.makedirs(os.path.join(base, "checkpoints"))
-    config, _ = parse_hyperparameters(
-        ["--epochs", "1", "--seed", "2"],
-        {"SM_MODEL_DIR": "/m", "SM_OUTPUT_DATA_DIR": "/o", "SM_CHANNEL_TRAINING": "/t"},
-    )
+    config, _ = parse_hyperparameters(["--epochs", "1", "--seed", "2"], PATHS)
     torch.save({"config": asdict(config)}, os.path.join(base, "checkpoints", "checkpoint.pth"))
     code, log = run_training(base)
     assert "written with other hyperparameters (seed)" in failed(base, code), log
