@@ -26,6 +26,7 @@ from benchmarks import bench_train
 from benchmarks.bench_serve import WARM_UP_S, warm_up
 from benchmarks.reporting import write_report
 from local_test import ROOT
+from local_test.job_files import load_test_set
 from local_test.load import load
 from local_test.server import free_port, npy
 
@@ -228,10 +229,7 @@ def main():
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--out", default=os.path.join(ROOT, "results"))
     args = parser.parse_args()
-    from container.training.data import load_mnist
-
-    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
-    images = (test.images[:256, 0].numpy() * 255).round().astype(np.uint8)
+    images = load_test_set(args.data)[0][:256]
     seconds = 2.0 if args.quick else args.seconds
     concurrency = (1, 8) if args.quick else CONCURRENCY
 

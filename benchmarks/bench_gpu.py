@@ -27,9 +27,8 @@ from benchmarks.bench_train import predict_rate, summarize, table
 from benchmarks.reporting import write_report
 from container.serving.pixels import to_batch
 from container.training import parameters as p
-from container.training.data import load_mnist
 from container.training.entry import run
-from local_test.job_files import png
+from local_test.job_files import load_test_set, png
 from local_test.server import LocalServer, npy
 
 
@@ -60,11 +59,10 @@ def train_once(data, work, name, hyperparameters):
     return summarize(name, model_dir, environ[p.OUTPUT_DATA_DIR_ENV]), model_dir
 
 
-def serve_check(model_dir, test, workdir, png_images=200):
+def serve_check(model_dir, images, labels, workdir, png_images=200):
     """`serve` on ``model_dir``: start-up to /ping 200, then accuracy and time of the test set
     sent as JSON (1,000 images a request), npy (1,000 a request) and PNG (one a request, the
     first ``png_images``). Markdown lines; a server that cannot start is reported, not raised."""
-    images, labels = test.images[:, 0].numpy(), test.labels.numpy()
     srv = LocalServer.serve(model_dir, workdir, own_group=True)
     try:
         try:
@@ -143,8 +141,8 @@ def main():
         row["name"] = f"preset=best, {args.best_epochs} epochs"
         rows.append(row)
         print(json.dumps(row), flush=True)
-    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
-    pixels = to_batch(test.images[:1000].numpy())  # float 0-1, as input_fn gives
+    images, labels = load_test_set(args.data)
+    pixels = to_batch(images[:1000])  # float 0-1, as input_fn gives
     rate, device = predict_rate(model_dir, pixels, args.repeats)
 
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.machine()
@@ -158,7 +156,7 @@ def main():
         f"predict_fn on a batch of 1,000 (median of {args.repeats}): {rate:,.0f} images/s",
     ]
     if not args.no_serve:
-        lines += [""] + serve_check(model_dir, test, os.path.join(work, "serve"))
+        lines += [""] + serve_check(model_dir, images, labels, os.path.join(work, "serve"))
     write_report(args.out, "\n".join(lines) + "\n")
 
 

@@ -31,8 +31,8 @@ from container.serving.model_server import (
     write_properties,
 )
 from container.serving.parameters import BIND_TO_PORT_ENV, ServerSettings
-from container.training.data import load_mnist
 from local_test import server as harness
+from local_test.job_files import load_test_set
 from local_test.load import load
 
 # Load before measuring, long enough for a model server's JVM to finish compiling its hot code
@@ -100,8 +100,7 @@ def main():
     )
     args = parser.parse_args()
 
-    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
-    images = test.images[:, 0].numpy()
+    images = load_test_set(args.data)[0]
     one_json = json.dumps(images[0].tolist()).encode()
     batch, large_batch = harness.npy(images[:1000]), harness.npy(images[:4000])
     workdir = tempfile.mkdtemp(prefix="bench_serve_")

@@ -27,8 +27,8 @@ import torch
 from benchmarks.reporting import write_report
 from container.serving.hooks import model_fn, predict_fn
 from container.serving.pixels import to_batch
-from container.training.data import load_mnist
 from local_test import ROOT
+from local_test.job_files import load_test_set
 from local_test.opt_ml import make_opt_ml, parse_assignments, train_command
 
 RUNS = [
@@ -138,8 +138,7 @@ def summarize(name, model_dir, output_data_dir):
 
 def test_batch(data, size=1000):
     """The first ``size`` test images as the float 0-1 batch input_fn gives predict_fn."""
-    _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
-    return to_batch(test.images[:size].numpy())
+    return to_batch(load_test_set(data)[0][:size])
 
 
 def mean_row(rows):

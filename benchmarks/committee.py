@@ -16,7 +16,7 @@ import numpy as np
 from benchmarks.reporting import write_report
 from container.serving.hooks import model_fn, predict_fn
 from container.serving.pixels import to_batch
-from container.training.data import load_mnist
+from local_test.job_files import load_test_set
 
 
 def committee_rows(probabilities, labels):
@@ -51,8 +51,8 @@ def main():
         parser.error(
             f"no model folder at {', '.join(missing)}: train them first (make bench-train)"
         )
-    _, test = load_mnist(os.path.join(args.data, "training"), os.path.join(args.data, "testing"))
-    images, labels = to_batch(test.images.numpy()), test.labels.numpy()
+    images, labels = load_test_set(args.data)
+    images = to_batch(images)
     probabilities = [predict_fn(images, model_fn(folder)) for folder in args.models]
     lines = [
         "| models | committees | test accuracy, mean (%) | lowest (%) | highest (%) |",

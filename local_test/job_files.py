@@ -17,6 +17,15 @@ def uri(path):
     return "file://" + os.path.abspath(path)
 
 
+def load_test_set(data):
+    """The test split under ``data`` (training/ and testing/ folders): images (N, 28, 28) of
+    uint8 pixels and their labels, as numpy."""
+    from container.training.data import load_mnist  # torch: not needed by the SDK launchers
+
+    _, test = load_mnist(*(os.path.join(data, name) for name in CHANNELS))
+    return test.images[:, 0].numpy(), test.labels.numpy()
+
+
 def channel_uris(data):
     """{channel: URI} of the training and testing folders under ``data`` (a folder or s3://)."""
     return {name: uri(f"{data.rstrip('/')}/{name}") for name in CHANNELS}

@@ -18,17 +18,16 @@ import urllib.parse
 import numpy as np
 
 from local_test import ROOT, sdk, sweep
-from local_test.job_files import read_metrics, read_transform_output, uri, write_jsonlines
+from local_test.job_files import (
+    load_test_set,
+    read_metrics,
+    read_transform_output,
+    uri,
+    write_jsonlines,
+)
 from local_test.opt_ml import parse_assignments
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def load_test_set(data):
-    from container.training.data import load_mnist
-
-    _, test = load_mnist(os.path.join(data, "training"), os.path.join(data, "testing"))
-    return test.images[:, 0].numpy(), test.labels.numpy()
 
 
 def last_model_file(args):

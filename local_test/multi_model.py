@@ -261,7 +261,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    from local_test.jobs import load_test_set
+    from local_test.job_files import load_test_set
 
     models = os.path.join(args.work, "models")
     names = train_widths(args.image, args.data, models, args.widths, args.epochs)
