@@ -18,16 +18,14 @@ import sys
 import threading
 import time
 import urllib.parse
-import uuid
 
 import numpy as np
 
 from local_test import ROOT
 from local_test.opt_ml import make_opt_ml
-from local_test.server import npy, request
+from local_test.server import DOCKER, DockerServer, npy, request
 from local_test.sweep import SWEEP_WIDTHS
 
-DOCKER = os.environ.get("DOCKER", "docker")
 # Where SageMaker puts each model of a multi-model endpoint, and where its load request points.
 MODELS_DIR = "/opt/ml/models"
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
@@ -95,44 +93,16 @@ class MultiModelEndpoint:
         return f"{self.url}/models/{urllib.parse.quote(name, safe='')}"
 
 
-class Container:
+class Container(DockerServer):
     """`docker run IMAGE serve` in multi-model mode, ``models_dir`` as /opt/ml/models, on a
     loopback port; with ``single``, a single-model endpoint on the model folder ``models_dir``
     (/opt/ml/model), to compare with."""
 
     def __init__(self, image, models_dir, docker=DOCKER, single=False, **environ):
-        self.docker, self.name = docker, f"mme-{uuid.uuid4().hex[:8]}"
         env = environ if single else {"SAGEMAKER_MULTI_MODEL": "true", **environ}
         target = "/opt/ml/model" if single else MODELS_DIR
-        self._docker(
-            "run",
-            "--detach",
-            "--name",
-            self.name,
-            "--publish",
-            "127.0.0.1::8080",
-            *[arg for k, v in env.items() for arg in ("--env", f"{k}={v}")],
-            "--volume",
-            f"{os.path.abspath(models_dir)}:{target}:ro",
-            image,
-            "serve",
-        )
-        port = self._docker("port", self.name, "8080/tcp").stdout.split(":")[-1].strip()
-        self.endpoint = MultiModelEndpoint(f"http://127.0.0.1:{port}")
-
-    def wait_healthy(self, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.endpoint.ping() == 200:
-                return
-            if not self.running():
-                raise RuntimeError(f"the container stopped:\n{self.logs()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"not healthy in {timeout} s:\n{self.logs()}")
-
-    def running(self):
-        state = self._docker("inspect", "--format", "{{.State.Running}}", self.name, check=False)
-        return state.stdout.strip() == "true"
+        super().__init__(image, {models_dir: target}, env, docker=docker)
+        self.endpoint = MultiModelEndpoint(self.url)
 
     def memory_mb(self):
         """The container's memory in use (its cgroup's count, less reclaimable file cache)."""
@@ -145,24 +115,6 @@ class Container:
         )
         used, cache = map(int, self.shell(script).split())
         return (used - cache) / 2**20
-
-    def shell(self, command):
-        return self._docker("exec", self.name, "sh", "-c", command).stdout
-
-    def logs(self):
-        answer = self._docker("logs", self.name, check=False)
-        return (answer.stdout + answer.stderr)[-4000:]
-
-    def close(self):
-        self._docker("rm", "--force", self.name, check=False)
-
-    def _docker(self, *args, check=True):
-        answer = subprocess.run(
-            [self.docker, *args], capture_output=True, text=True, timeout=120, check=False
-        )
-        if check and answer.returncode:
-            raise RuntimeError(f"docker {args[0]}: {answer.stderr.strip()}")
-        return answer
 
 
 def train_widths(image, data, folder, widths, epochs, docker=DOCKER):

@@ -12,11 +12,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import numpy as np
 
 from container.serving.supervisor import end_process_group, port_problem
 from local_test import ROOT
+
+DOCKER = os.environ.get("DOCKER", "docker")
 
 
 def free_port():
@@ -185,3 +188,73 @@ def start(argv, env, workdir, port, timeout=120):
     except AssertionError:
         server.close()
         raise
+
+
+class DockerServer:
+    """`docker run IMAGE serve`, detached, with ``volumes`` ({host folder: container folder},
+    read-only) and ``environ``, published on a loopback port; ``run_args``: more `docker run`
+    options (--read-only, --memory, ...)."""
+
+    def __init__(self, image, volumes, environ=None, run_args=(), docker=DOCKER):
+        self.docker, self.name = docker, f"serve-{uuid.uuid4().hex[:8]}"
+        self.started = time.monotonic()
+        self.run(
+            "run",
+            "--detach",
+            "--name",
+            self.name,
+            "--publish",
+            "127.0.0.1::8080",
+            *[arg for k, v in (environ or {}).items() for arg in ("--env", f"{k}={v}")],
+            *run_args,
+            *[
+                arg
+                for host, inside in volumes.items()
+                for arg in ("--volume", f"{os.path.abspath(host)}:{inside}:ro")
+            ],
+            image,
+            "serve",
+        )
+        port = self.run("port", self.name, "8080/tcp").stdout.split(":")[-1].strip()
+        self.url = f"http://127.0.0.1:{port}"
+
+    def ping(self):
+        """/ping's status, or None where nothing answers."""
+        try:
+            return request(self.url + "/ping", timeout=5)[0]
+        except OSError:
+            return None
+
+    def wait_healthy(self, timeout=120):
+        """Seconds from `docker run` to /ping 200; fails with the container's log otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping() == 200:
+                return time.monotonic() - self.started
+            if not self.running():
+                raise AssertionError(f"the container stopped:\n{self.logs()}")
+            time.sleep(0.1)
+        raise AssertionError(f"not healthy in {timeout} s:\n{self.logs()}")
+
+    def running(self):
+        state = self.run("inspect", "--format", "{{.State.Running}}", self.name, check=False)
+        return state.stdout.strip() == "true"
+
+    def shell(self, command):
+        return self.run("exec", self.name, "sh", "-c", command).stdout
+
+    def logs(self):
+        answer = self.run("logs", self.name, check=False)
+        return (answer.stdout + answer.stderr)[-4000:]
+
+    def close(self):
+        self.run("rm", "--force", self.name, check=False)
+
+    def run(self, *args, check=True):
+        """A docker command; with ``check``, one that fails raises with docker's error."""
+        answer = subprocess.run(
+            [self.docker, *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        if check and answer.returncode:
+            raise RuntimeError(f"docker {args[0]}: {answer.stderr.strip()}")
+        return answer

@@ -2,12 +2,10 @@
 
 import os
 import subprocess
-import time
 import uuid
 
-from local_test.server import request
+from local_test.server import DOCKER, DockerServer, request
 
-DOCKER = os.environ.get("DOCKER", "docker")
 IMAGE = "sagemaker-mnist"
 TAG = "test"
 # SageMaker gives a stopped training job this long after SIGTERM before it kills it.
@@ -59,59 +57,15 @@ def unique(prefix):
 QUICK = {"epochs": 1, "log_interval": 20, "hidden_channels": 8, "batch_size": 32}
 
 
-class Endpoint:
+class Endpoint(DockerServer):
     """`docker run IMAGE serve` on a model folder, published on a loopback port."""
 
     def __init__(self, image, model_dir, run_args=(), **environ):
         """``run_args``: more `docker run` options (--read-only, --memory, ...)."""
-        self.name = unique("serve")
-        self.started = time.monotonic()
-        env = [arg for k, v in environ.items() for arg in ("--env", f"{k}={v}")]
-        docker(
-            "run",
-            "--detach",
-            "--name",
-            self.name,
-            "--publish",
-            "127.0.0.1::8080",
-            *env,
-            *run_args,
-            "--volume",
-            f"{model_dir}:/opt/ml/model:ro",
-            image,
-            "serve",
-        )
-        port = docker("port", self.name, "8080/tcp").stdout.split(":")[-1].strip()
-        self.url = f"http://127.0.0.1:{port}"
-
-    def ping(self):
-        try:
-            return request(self.url + "/ping", timeout=5)[0]
-        except OSError:
-            return None
-
-    def wait_healthy(self, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ping() == 200:
-                return time.monotonic() - self.started
-            assert self.running(), self.logs()
-            time.sleep(0.1)
-        raise AssertionError(f"not healthy in {timeout} s: {self.logs()}")
-
-    def running(self):
-        return (
-            docker(
-                "inspect", "--format", "{{.State.Running}}", self.name, check=False
-            ).stdout.strip()
-            == "true"
-        )
+        super().__init__(image, {model_dir: "/opt/ml/model"}, environ, run_args, docker=DOCKER)
 
     def invoke(self, body, headers, timeout=30):
         return request(self.url + "/invocations", body, headers, method="POST", timeout=timeout)
-
-    def shell(self, command):
-        return docker("exec", self.name, "sh", "-c", command).stdout
 
     def worker_pids(self, forked_only=False):
         """Process IDs of the model server's Python processes: the one that listens on the
@@ -136,13 +90,6 @@ class Endpoint:
             "|| cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes"
         )
         return int(out.split()[0]) / 2**20
-
-    def logs(self):
-        answer = docker("logs", self.name, check=False)
-        return (answer.stdout + answer.stderr)[-4000:]
-
-    def close(self):
-        remove(self.name)
 
 
 def write_wheel(folder, name, version, source):
