@@ -16,6 +16,7 @@ import uuid
 
 import numpy as np
 
+from container.serving.parameters import ServerSettings
 from container.serving.supervisor import end_process_group, port_problem
 from local_test import ROOT
 
@@ -105,7 +106,12 @@ class LocalServer:
             stderr=subprocess.STDOUT,
             start_new_session=own_group,
         )
-        self.pings = []
+        self.env, self.pings = env, []
+
+    @property
+    def workers(self):
+        """How many workers `serve` starts, read from its environment as `serve` reads it."""
+        return ServerSettings.from_environ(self.env).workers
 
     @classmethod
     def serve(cls, model_dir, workdir, port=None, own_group=False, **environ):

@@ -30,8 +30,8 @@ def server(trained_model_dir, tmp_path_factory):
         SAGEMAKER_MAX_PAYLOAD_IN_MB=str(PAYLOAD_LIMIT_MB),
     )
     try:
-        # Every worker, the default one a core: tests compare the workers before and after.
-        srv.wait_healthy(workers=len(os.sched_getaffinity(0)))
+        # Every worker: tests compare the workers before and after.
+        srv.wait_healthy(workers=srv.workers)
         yield srv
     finally:
         srv.close()
