@@ -116,12 +116,28 @@ MALFORMED = [
 ]
 
 
-def measure(image, model_dir, name, images, seconds, concurrency, warm_up_s):
+def check_answers(port, body, media, labels):
+    """Fails unless ours names the digits of the batch ``body``: timed requests are worth
+    reporting only if they carry real digits."""
+    status, answer = http(port, "/invocations", body, media)
+    if status != 200:
+        raise RuntimeError(f"the accuracy check got {status}: {answer[:500]!r}")
+    predicted = np.array([p["label"] for p in json.loads(answer)["predictions"]])
+    right = float(np.mean(predicted == labels))
+    if right < 0.9:
+        raise RuntimeError(f"ours got {right:.1%} of the test images right: not the test digits")
+
+
+def measure(image, model_dir, name, images, seconds, concurrency, warm_up_s, labels=None):
+    """``labels``: the digits of ``images``, checked against the answers (ours only: the
+    peer's handler answers in its own format)."""
     port, ping, first = start(image, model_dir, name)
     rows = {"start_ping_s": ping, "start_first_answer_s": first, "loads": {}}
     try:
         rows["malformed"] = [http(port, "/invocations", b, t)[0] for b, t in MALFORMED]
         bodies = payloads(images)
+        if labels is not None:
+            check_answers(port, *bodies["256 images, npy"][:2], labels)
         warm_up(port, *bodies["one image, JSON"][:2], warm_up_s)
         for label, (body, media, count) in bodies.items():
             load(port, body, media, 1, 1.0)  # warm-up
@@ -229,7 +245,7 @@ def main():
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--out", default=os.path.join(ROOT, "results"))
     args = parser.parse_args()
-    images = load_test_set(args.data)[0][:256]
+    images, labels = (part[:256] for part in load_test_set(args.data))
     seconds = 2.0 if args.quick else args.seconds
     concurrency = (1, 8) if args.quick else CONCURRENCY
 
@@ -251,7 +267,9 @@ def main():
     shutil.copytree(model_source, model_dir)
 
     warm_up_s = 2.0 if args.quick else WARM_UP_S
-    ours = measure(args.image, model_dir, "bench-ours", images, seconds, concurrency, warm_up_s)
+    ours = measure(
+        args.image, model_dir, "bench-ours", images, seconds, concurrency, warm_up_s, labels
+    )
     peer = measure(args.peer, model_dir, "bench-peer", images, seconds, concurrency, warm_up_s)
 
     import torch
