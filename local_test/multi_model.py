@@ -22,6 +22,7 @@ import urllib.parse
 import numpy as np
 
 from local_test import ROOT
+from local_test.job_files import load_test_set
 from local_test.opt_ml import make_opt_ml
 from local_test.server import DOCKER, DockerServer, npy, request
 from local_test.sweep import SWEEP_WIDTHS
@@ -212,8 +213,6 @@ def main(argv=None):
     parser.add_argument("--widths", type=int, nargs="+", default=list(SWEEP_WIDTHS))
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
-
-    from local_test.job_files import load_test_set
 
     models = os.path.join(args.work, "models")
     names = train_widths(args.image, args.data, models, args.widths, args.epochs)

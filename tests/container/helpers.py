@@ -62,7 +62,7 @@ class Endpoint(DockerServer):
 
     def __init__(self, image, model_dir, run_args=(), **environ):
         """``run_args``: more `docker run` options (--read-only, --memory, ...)."""
-        super().__init__(image, {model_dir: "/opt/ml/model"}, environ, run_args, docker=DOCKER)
+        super().__init__(image, {model_dir: "/opt/ml/model"}, environ, run_args)
 
     def invoke(self, body, headers, timeout=30):
         return request(self.url + "/invocations", body, headers, method="POST", timeout=timeout)

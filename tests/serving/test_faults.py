@@ -84,7 +84,7 @@ def test_the_workers_parent_killed_with_its_workers_restarts_the_server(
     )
     try:
         # Every worker forked first: one forked after the kill would keep the server healthy.
-        srv.wait_healthy(workers=2)
+        srv.wait_healthy(workers=srv.workers)
         killed = kill_worker_tree(srv)
         wait_unhealthy(srv)
         srv.wait_healthy(timeout=90)
@@ -191,7 +191,8 @@ def strict_server(trained_model_dir, tmp_path_factory):
         SAGEMAKER_MODEL_SERVER_TIMEOUT="20",
     )
     try:
-        srv.wait_healthy(workers=2)  # both forked: the test compares the workers before and after
+        # Both forked: the test compares the workers before and after.
+        srv.wait_healthy(workers=srv.workers)
         yield srv
     finally:
         srv.close()
