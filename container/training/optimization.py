@@ -47,8 +47,8 @@ class MovingAverage(nn.Module):
     warmed up as (1 + n) / (10 + n) so that the random initial weights fade out within the first
     epoch; batch norm's counters are copied. The warm-up reaches 0.999 only after 8,990 steps
     (19 of the `best` preset's 20 epochs): until then the average spans the last ninth or so of
-    the steps taken. Its state dict has the layout
-    of torch's AveragedModel (``n_averaged``, ``module.*``), which older checkpoints hold.
+    the steps taken. Its state dict has the layout of torch's AveragedModel (``n_averaged``,
+    ``module.*``), which older checkpoints hold.
 
     The step count is kept in Python, and written into ``n_averaged`` only for a state dict:
     AveragedModel reads its count tensor back at every step, which on a GPU waits for all the
