@@ -26,6 +26,7 @@ class NetConfig:
     kernel_size: int = 3
     dropout: float = 0.0
     members: int = 1  # nets of this config whose probabilities are averaged
+    shift_views: bool = False  # at inference, also the images shifted by a pixel each way
     depth: int = 1  # bncnn: convolutions a stage (each past the first: conv, norm, ReLU)
     stem: str = "strided"  # bncnn: "strided" (5x5, stride 2) or "full" (a 3x3 at 28x28 first)
     image_size: int = IMAGE_SIZE
@@ -298,6 +299,39 @@ class Ensemble(nn.Module):
         return net
 
 
+class ShiftViews(nn.Module):
+    """Test-time augmentation: in eval mode, the log of the mean probabilities of each image and
+    its four shifts by one pixel (zeros shifted in), the small moves a digit's centring makes;
+    in training, the net alone. Five passes of the net an image."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        if self.training:
+            return self.net(x)
+        h, w = x.shape[-2], x.shape[-1]
+        p = F.pad(x, (1, 1, 1, 1))
+        views = torch.cat(
+            [
+                p[..., 1 : h + 1, 1 : w + 1],
+                p[..., 1 : h + 1, 0:w],
+                p[..., 1 : h + 1, 2 : w + 2],
+                p[..., 0:h, 1 : w + 1],
+                p[..., 2 : h + 2, 1 : w + 1],
+            ]
+        )
+        log_probs = F.log_softmax(self.net(views), dim=-1)
+        return torch.logsumexp(log_probs.reshape(5, -1, log_probs.shape[-1]), dim=0) - math.log(5)
+
+    def for_inference(self):
+        net = copy.deepcopy(self).eval()
+        if hasattr(net.net, "for_inference"):
+            net.net = net.net.for_inference()
+        return net
+
+
 NETWORKS = {"bncnn": BNCNN, "baseline": BaselineNet, "examples": ExamplesNet}
 
 
@@ -305,5 +339,7 @@ def build_model(config):
     """The untrained network that ``config`` describes; it maps (N, 1, 28, 28) pixels in 0-1
     to (N, 10) logits (in training, an ensemble's (members, N, 10))."""
     if config.members > 1:
-        return Ensemble([NETWORKS[config.arch](config) for _ in range(config.members)])
-    return NETWORKS[config.arch](config)
+        net = Ensemble([NETWORKS[config.arch](config) for _ in range(config.members)])
+    else:
+        net = NETWORKS[config.arch](config)
+    return ShiftViews(net) if config.shift_views else net

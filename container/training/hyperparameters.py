@@ -115,6 +115,13 @@ def build_parser(environ=os.environ):
         default=1,
         help="nets trained side by side in one model, their probabilities averaged",
     )
+    add(
+        "--shift_views",
+        "--shift-views",
+        type=_bool,
+        default=False,
+        help="served and tested: each image's probabilities averaged with its four 1-pixel shifts'",
+    )
     # Optimisation; None means the preset's value, then the model's default.
     add("--epochs", type=_ranged(int, 1, 1000))
     add(
@@ -225,7 +232,15 @@ def parse_hyperparameters(argv, environ=os.environ):
     model = args.pop("model")
     net = {
         name: args.pop(name)
-        for name in ("hidden_channels", "kernel_size", "dropout", "members", "depth", "stem")
+        for name in (
+            "hidden_channels",
+            "kernel_size",
+            "dropout",
+            "members",
+            "shift_views",
+            "depth",
+            "stem",
+        )
     }
     try:
         net_config = make_config(model, **net)

@@ -165,3 +165,21 @@ def test_an_ensemble_predicts_its_members_mean_probabilities():
     assert torch.equal(rebuilt(x), ensemble(x))
     with pytest.raises(ValueError, match="members must be between 1 and 16"):
         make_config("bncnn", members=0)
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_shift_views_predict_the_mean_probabilities_of_the_image_and_its_shifts(members):
+    torch.manual_seed(0)
+    net = build_model(make_config("bncnn", hidden_channels=8, members=members, shift_views=True))
+    inner = net.net
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = torch.rand(3, 1, 8, 4)
+    assert torch.equal(net.train()(x), inner(x))  # training sees the images as given
+    net.eval()
+    # One pixel right, left, down, up; zeros come in at the edge.
+    shifted = [x] + [torch.roll(x, step, dim) for dim in (3, 2) for step in (1, -1)]
+    mean = torch.stack([inner(v).softmax(1) for v in shifted]).mean(0)
+    torch.testing.assert_close(net(x).softmax(1), mean)
+    torch.testing.assert_close(net.for_inference()(x), net(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.jit.script(net)(x), net(x))
+    assert not make_config("bncnn").shift_views  # off unless asked for

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from container.serving.engines import OnnxEngine
 from container.serving.hooks import model_fn, predict_fn
 from container.training.hyperparameters import parse_hyperparameters
 from container.training.loop import augmented_views, augments
@@ -208,6 +209,39 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
     metrics = json.loads(read(os.path.join(model_dir, "metrics.json")))
     assert (metrics["config"]["members"], metrics["config"]["depth"]) == (2, 2)
     assert metrics["config"]["stem"] == "full"
+
+
+def test_shift_views_leave_training_alone_and_serve_the_mean_of_the_shifted_images(
+    tiny_channel, tmp_path, mnist
+):
+    runs = {}
+    for shift_views in ("false", "true"):
+        hyperparameters = {
+            **QUICK,
+            "hidden_channels": 8,
+            "augment": "true",
+            "ema": 0.99,
+            "shift_views": shift_views,
+        }
+        base = make_opt_ml(tmp_path / shift_views, hyperparameters, {"training": tiny_channel})
+        code, log = run_training(base)
+        assert code == 0, log
+        runs[shift_views] = os.path.join(base, "model")
+    plain, shifted = (load_state_dict_model(runs[k]) for k in ("false", "true"))
+    for name, value in plain.state_dict().items():  # the same weights, seed for seed
+        assert torch.equal(shifted.state_dict()[f"net.{name}"], value), name
+    x = torch.from_numpy(mnist["x_test"][:300]).float().div(255).unsqueeze(1)
+    pad = torch.nn.functional.pad
+    right, left = pad(x, (1, 0))[..., :-1], pad(x, (0, 1))[..., 1:]
+    down, up = pad(x, (0, 0, 1, 0))[..., :-1, :], pad(x, (0, 0, 0, 1))[..., 1:, :]
+    with torch.no_grad():
+        mean = torch.stack([plain(v).softmax(1) for v in (x, right, left, down, up)]).mean(0)
+    model = model_fn(runs["true"])
+    assert isinstance(model, OnnxEngine)  # the shifts export with the net
+    served = predict_fn(x.numpy(), model)
+    np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
+    metrics = json.loads(read(os.path.join(runs["true"], "metrics.json")))
+    assert metrics["config"]["shift_views"] is True
 
 
 def test_the_last_plain_epochs_train_on_unaugmented_images():

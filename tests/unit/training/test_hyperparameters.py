@@ -69,6 +69,8 @@ def test_the_best_preset_and_what_overrides_it():
     assert parse(depth="2")[0].net.depth == 2
     assert parse(stem="full")[0].net.stem == "full"
     assert parse(preset="best")[0].net.stem == "full"
+    assert parse(shift_views="true")[0].net.shift_views
+    assert not parse()[0].net.shift_views
     # bncnn's own settings in a preset pass over other models
     config, _ = parse(preset="best", model="baseline")
     assert (config.net.stem, config.net.hidden_channels, config.ema) == ("strided", 32, 0.999)
