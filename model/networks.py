@@ -313,17 +313,12 @@ class ShiftViews(nn.Module):
             return self.net(x)
         h, w = x.shape[-2], x.shape[-1]
         p = F.pad(x, (1, 1, 1, 1))
-        views = torch.cat(
-            [
-                p[..., 1 : h + 1, 1 : w + 1],
-                p[..., 1 : h + 1, 0:w],
-                p[..., 1 : h + 1, 2 : w + 2],
-                p[..., 0:h, 1 : w + 1],
-                p[..., 2 : h + 2, 1 : w + 1],
-            ]
-        )
+        # (rows, columns) moved: none, right, left, down, up.
+        shifts = [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)]
+        views = torch.cat([p[..., 1 - dy : h + 1 - dy, 1 - dx : w + 1 - dx] for dy, dx in shifts])
         log_probs = F.log_softmax(self.net(views), dim=-1)
-        return torch.logsumexp(log_probs.reshape(5, -1, log_probs.shape[-1]), dim=0) - math.log(5)
+        stacked = log_probs.reshape(len(shifts), -1, log_probs.shape[-1])
+        return torch.logsumexp(stacked, dim=0) - math.log(len(shifts))
 
     def for_inference(self):
         net = copy.deepcopy(self).eval()
