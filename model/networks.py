@@ -302,23 +302,26 @@ class Ensemble(nn.Module):
 class ShiftViews(nn.Module):
     """Test-time augmentation: in eval mode, the log of the mean probabilities of each image and
     its four shifts by one pixel (zeros shifted in), the small moves a digit's centring makes;
-    in training, the net alone. Five passes of the net an image."""
+    in training, the net alone. ``views`` images go through the net in one pass for each image."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
+        # (rows, columns) moved: none, right, left, down, up. Attributes, which TorchScript keeps.
+        self.shifts = [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)]
+        self.views = len(self.shifts)
 
     def forward(self, x):
         if self.training:
             return self.net(x)
         h, w = x.shape[-2], x.shape[-1]
         p = F.pad(x, (1, 1, 1, 1))
-        # (rows, columns) moved: none, right, left, down, up.
-        shifts = [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)]
-        views = torch.cat([p[..., 1 - dy : h + 1 - dy, 1 - dx : w + 1 - dx] for dy, dx in shifts])
+        views = torch.cat(
+            [p[..., 1 - dy : h + 1 - dy, 1 - dx : w + 1 - dx] for dy, dx in self.shifts]
+        )
         log_probs = F.log_softmax(self.net(views), dim=-1)
-        stacked = log_probs.reshape(len(shifts), -1, log_probs.shape[-1])
-        return torch.logsumexp(stacked, dim=0) - math.log(len(shifts))
+        stacked = log_probs.reshape(self.views, -1, log_probs.shape[-1])
+        return torch.logsumexp(stacked, dim=0) - math.log(self.views)
 
     def for_inference(self):
         net = copy.deepcopy(self).eval()

@@ -2,7 +2,8 @@
 
 An engine is called with a float32 tensor of (N, 1, 28, 28) pixels and returns (N, 10) logits.
 ``small_batch`` is the most images it runs on a worker's own share of the cores; a larger batch
-also takes the cores that the other workers leave idle (``container.serving.cores``).
+also takes the cores that the other workers leave idle (``container.serving.cores``). ``views``
+is how many images the net runs in one pass for each image it is given (test-time shifts).
 """
 
 import io
@@ -35,8 +36,8 @@ class OnnxEngine:
 
     small_batch = 16  # from here on a second thread makes a pass faster
 
-    def __init__(self, onnx):
-        self.onnx, self.device = onnx, torch.device("cpu")
+    def __init__(self, onnx, views=1):
+        self.onnx, self.device, self.views = onnx, torch.device("cpu"), views
         self._sessions, self._pid, self._inherited = {}, os.getpid(), []
 
     def session(self, threads):
@@ -63,10 +64,16 @@ class TorchEngine:
     small_batch = 32
 
     def __init__(self, net, device):
-        self.net, self.device = net.to(device), device
+        self.net, self.device, self.views = net.to(device), device, views_of(net)
 
     def __call__(self, x):
         return self.net(x)
+
+
+def views_of(net):
+    """Images that ``net`` (an engine, a module or TorchScript) runs in one pass for each image
+    it is given."""
+    return int(getattr(net, "views", 1))
 
 
 def to_onnx(net):
@@ -92,7 +99,7 @@ def onnx_engine(net):
     """``net`` on ONNX Runtime, or None (with a warning in the log) where it cannot be exported
     or its logits on random pixels differ from torch's by more than PROBE_TOLERANCE."""
     try:
-        engine = OnnxEngine(to_onnx(net))
+        engine = OnnxEngine(to_onnx(net), views_of(net))
         probe = torch.rand(
             PROBE_IMAGES, 1, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(0)
         )

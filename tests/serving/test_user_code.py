@@ -3,11 +3,14 @@ multi-model-server: hooks that replace the image's, their errors, and start-up f
 
 import io
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
+import torch
 
+from container.serving.pixels import to_batch
 from local_test.server import LocalServer, npy
 from tests.digits import draw_digit, encode
 
@@ -25,6 +28,24 @@ def model_fn(model_dir):
 
 def transform_fn(model, body, content_type, accept, context):
     return f"{model['name']}:{content_type}:{len(body)}:{context is not None}", "text/plain"
+"""
+MODEL_FN_ALONE = """
+import os
+import torch
+from torch import nn
+
+class Net(nn.Module):  # a dropout that only eval mode turns off, and log-probabilities out
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(28 * 28, 10))
+
+    def forward(self, x):
+        return torch.log_softmax(self.layers(x), dim=1)
+
+def model_fn(model_dir):
+    net = Net()
+    net.load_state_dict(torch.load(os.path.join(model_dir, "net.pt")))
+    return net
 """
 ERRORS = """
 import numpy as np
@@ -94,6 +115,26 @@ def test_model_fn_and_transform_fn_serve_every_request_of_any_type(tmp_path):
             status, headers, answer = srv.invoke(b"hello", content_type, accept="text/plain")
             assert status == 200 and headers["content-type"].startswith("text/plain")
             assert answer.decode() == f"echo:{content_type}:5:True"
+    finally:
+        srv.close()
+
+
+def test_a_model_fn_alone_serves_a_users_torch_module_behind_the_image_hooks(tmp_path, mnist):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(28 * 28, 10)
+    model = model_with_code(tmp_path, None, {"inference.py": MODEL_FN_ALONE})
+    weights = {f"layers.2.{name}": value.detach() for name, value in linear.state_dict().items()}
+    torch.save(weights, os.path.join(model, "net.pt"))
+    x = mnist["x_test"][:4]
+    with torch.no_grad():
+        expected = torch.softmax(linear(torch.from_numpy(to_batch(x)).flatten(1)), dim=1).numpy()
+    srv = start(tmp_path, model)
+    try:
+        srv.wait_healthy()
+        for _ in range(2):  # the same answer each time: no dropout
+            status, _, answer = srv.invoke(npy(x), "application/x-npy", accept="application/x-npy")
+            assert status == 200
+            assert np.allclose(np.load(io.BytesIO(answer)), expected, atol=1e-5)
     finally:
         srv.close()
 

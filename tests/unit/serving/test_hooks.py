@@ -34,7 +34,7 @@ class Passes:
     """A model that records how many images each pass through it holds."""
 
     def __init__(self, model):
-        self.model, self.device, self.sizes = model, model.device, []
+        self.model, self.device, self.views, self.sizes = model, model.device, model.views, []
 
     def __call__(self, x):
         self.sizes.append(len(x))
@@ -48,6 +48,44 @@ def test_a_large_batch_goes_through_the_net_in_passes(tmp_path):
     assert model.sizes == [MAX_PASS, 904]
     assert probabilities.shape == (len(x), 10)
     assert np.allclose(probabilities[-904:], predict_fn(x[-904:], model), atol=1e-6)
+
+
+def test_a_model_of_shifted_views_takes_max_pass_images_through_its_net_at_a_time(tmp_path):
+    model = Passes(model_fn(tiny_model_dir(tmp_path, shift_views=True)))
+    assert model.views == 5
+    x = np.random.default_rng(0).random((MAX_PASS, 1, 28, 28), dtype=np.float32)
+    probabilities = predict_fn(x, model)
+    assert model.sizes == [MAX_PASS // 5] * 5 + [MAX_PASS % (MAX_PASS // 5)]
+    assert probabilities.shape == (len(x), 10)
+    assert np.allclose(probabilities[:3], predict_fn(x[:3], model), atol=1e-6)
+
+
+class Users(torch.nn.Module):
+    """A user's own model, as a model_fn of theirs may return it: log-probabilities, and a
+    dropout that only eval mode turns off."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(28 * 28, 10)
+        )
+
+    def forward(self, x):
+        return torch.log_softmax(self.layers(x), dim=1)
+
+
+@pytest.mark.parametrize("scripted", [False, True])
+def test_predict_fn_runs_a_users_own_torch_module_in_eval_mode(scripted):
+    torch.manual_seed(0)
+    net = Users()
+    model = torch.jit.script(net) if scripted else net
+    x = np.random.default_rng(0).random((MAX_PASS + 3, 1, 28, 28), dtype=np.float32)
+    probabilities = predict_fn(x, model)
+    assert not model.training
+    with torch.no_grad():
+        expected = torch.softmax(net.eval().layers(torch.from_numpy(x)), dim=1).numpy()
+    assert probabilities.shape == (len(x), 10)
+    assert np.allclose(probabilities, expected, atol=1e-6)
 
 
 def test_a_pass_of_the_default_net_keeps_every_activation_under_mallocs_mmap_ceiling():
