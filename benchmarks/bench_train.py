@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -82,14 +83,19 @@ def bench_all(runs, data, work, jobs=1):
         sys.exit(f"--jobs {jobs}: this process may run on {len(cpus)} CPUs; give 1 to {len(cpus)}")
     if jobs == 1:
         return [bench(name, hp, data, work) for name, hp in runs]
-    shares = queue.SimpleQueue()
+    shares, failed = queue.SimpleQueue(), threading.Event()
     for i in range(jobs):
         shares.put(cpus[i::jobs])
 
     def run(item):
         share = shares.get()
         try:
+            if failed.is_set():  # a run before it failed: this one never starts
+                return None
             return bench(*item, data, work, share)
+        except BaseException:
+            failed.set()  # before its share goes back for the next run
+            raise
         finally:
             shares.put(share)
 
@@ -97,7 +103,8 @@ def bench_all(runs, data, work, jobs=1):
         futures = [pool.submit(run, item) for item in runs]
         try:
             return [future.result() for future in futures]
-        except BaseException:  # a failed run: the runs not yet started never start
+        except BaseException:  # a failed run or ^C: the runs not yet started never start
+            failed.set()
             pool.shutdown(cancel_futures=True)
             raise
 

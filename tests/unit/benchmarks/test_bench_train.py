@@ -67,3 +67,17 @@ def test_runs_side_by_side_each_train_on_a_cpu_of_their_own(tiny_channel, tmp_pa
         assert row["accuracy"][-1] > 50, row
         with open(os.path.join(os.path.dirname(row["model_dir"]), "train.log")) as f:
             assert "1 thread(s) each" in f.read()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_failed_run_side_by_side_stops_the_runs_not_yet_started(tiny_channel, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for channel in ("training", "testing"):
+        os.symlink(tiny_channel, data / channel)
+    hp = {"epochs": 3, "hidden_channels": 4}
+    # The bad run fails on its hyperparameters while the other still trains; its CPU comes free.
+    runs = [("bad", {**hp, "epochs": 0}), ("trains", hp), ("queued", hp)]
+    with pytest.raises(SystemExit, match="bad failed"):
+        bench_all(runs, str(data), str(tmp_path / "work"), jobs=2)
+    assert sorted(os.listdir(tmp_path / "work")) == ["bad", "trains"]
