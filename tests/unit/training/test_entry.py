@@ -202,7 +202,9 @@ def test_an_ensemble_of_deeper_nets_trains_each_member_and_serves_their_mean(
     for member in ensemble.members:
         stem = member.features[0](member.norm(train))
         norm = member.features[1]
-        torch.testing.assert_close(norm.running_mean, stem.mean((0, 2, 3)), atol=1e-4, rtol=0)
+        # Batch norm sums a batch in float32, on one thread a few 1e-4 off; the augmented
+        # statistics lie about 1e-2 away.
+        torch.testing.assert_close(norm.running_mean, stem.mean((0, 2, 3)), atol=5e-4, rtol=0)
     model = model_fn(model_dir)  # the serving path: folded, on ONNX Runtime
     served = predict_fn(x.numpy(), model)
     np.testing.assert_allclose(served, mean.numpy(), atol=1e-4)
