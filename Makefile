@@ -29,8 +29,11 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # extra `make bench-train` arguments: BENCH_TRAIN_ARGS="--only-best --seeds 5 --jobs 2"
 BENCH_TRAIN_ARGS ?=
-# model folders `make bench-committee` scores (what bench-train left for `best`)
+# models `make bench-committee` scores and `make combine` makes one of (what bench-train left for
+# `best`, unless given): model folders, or model.tar.gz files for `combine`
 COMMITTEE_MODELS ?= build/bench_train/best-seed-*/model
+# where `make combine` writes the combined model: a new folder, or NAME.tar.gz
+COMBINED ?= build/combined
 
 # Docker client (BuildKit is required: Docker 20.10 or newer)
 DOCKER ?= docker
@@ -166,6 +169,10 @@ train: data ## Train here through the SageMaker toolkit (no Docker); tree in bui
 .PHONY: serve
 serve: $(ENDPOINTS_JAR) ## Serve build/opt_ml/model (from `make train`) on PORT with multi-model-server
 	SAGEMAKER_BASE_DIR=$(CURDIR)/build/opt_ml SAGEMAKER_BIND_TO_PORT=$(PORT) PYTHONPATH=$(CURDIR) $(PY) -m container serve
+
+.PHONY: combine
+combine: data ## One model of COMMITTEE_MODELS that serves their mean probabilities, in COMBINED, scored on the test set
+	$(PY) -m container combine --out $(COMBINED) --test $(DATA)/testing $(COMMITTEE_MODELS)
 
 ##@ Tests and checks
 

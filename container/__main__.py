@@ -1,9 +1,10 @@
 """The image's commands: SageMaker runs `docker run IMAGE train` and `docker run IMAGE serve`;
-with no command the image trains, as the current SDK's local container mode starts it."""
+with no command the image trains, as the current SDK's local container mode starts it.
+`combine` makes one model of several that training wrote (container/combine.py)."""
 
 import sys
 
-USAGE = "usage: python -m container {train,serve}"
+USAGE = "usage: python -m container {train,serve,combine}"
 
 
 def train():
@@ -18,7 +19,13 @@ def serve():
     serve()
 
 
-COMMANDS = {"train": train, "serve": serve}
+def combine():
+    from container.combine import main
+
+    main(sys.argv[2:])
+
+
+COMMANDS = {"train": train, "serve": serve, "combine": combine}
 
 
 def main(argv=None):

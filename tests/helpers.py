@@ -53,7 +53,7 @@ def load_state_dict_model(model_dir):
 def tiny_model_dir(folder, **settings):
     """``folder`` with the checkpoint of an untrained 4-channel bncnn (and ``settings``, the net
     config's fields), as training writes it."""
-    config = make_config("bncnn", hidden_channels=4, **settings)
+    config = make_config("bncnn", **{"hidden_channels": 4, **settings})
     torch.save(
         {"format": 1, "config": asdict(config), "state_dict": build_model(config).state_dict()},
         os.path.join(folder, "model.pth"),

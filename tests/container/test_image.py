@@ -3,12 +3,14 @@
 import json
 import os
 import subprocess
+import tarfile
 import time
 
 import numpy as np
 import pytest
 import torch
 
+from container.serving.hooks import model_fn, predict_fn
 from local_test.opt_ml import make_opt_ml
 from local_test.server import npy, request
 from tests.container.helpers import (
@@ -171,3 +173,40 @@ def test_corrupt_channel_fails_the_job_naming_the_file(image, tmp_path):
     code, log = run_train(image, base, unique("corrupt"))
     reason = failed(base, code)
     assert "idx" in reason and "ubyte.gz" in reason, reason + log[-2000:]
+
+
+def test_combine_in_the_image_makes_one_archive_of_a_model_folder_and_a_model_tar(
+    image, trained, tiny_channel, tmp_path
+):
+    base, _ = trained
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:  # as SageMaker packs a model
+        for name in ("model.pth", "model.pt", "metrics.json"):
+            tar.add(os.path.join(base, "model", name), arcname=name)
+    answer = docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/work",
+        "-v",
+        f"{os.path.join(base, 'model')}:/models/trained:ro",
+        "-v",
+        f"{tiny_channel}:/test:ro",
+        image,
+        "combine",
+        "--out",
+        "/work/combined.tar.gz",
+        "--test",
+        "/test",
+        "/models/trained",
+        "/work/model.tar.gz",
+    )
+    assert "2 nets in /work/combined.tar.gz" in answer.stdout, answer.stdout + answer.stderr
+    with tarfile.open(tmp_path / "combined.tar.gz") as tar:
+        metrics = json.load(tar.extractfile("metrics.json"))
+    with np.load(os.path.join(tiny_channel, "mnist.npz")) as data:
+        x, labels = data["x_test"][:, None].astype(np.float32) / 255, data["y_test"]
+    here = predict_fn(x, model_fn(os.path.join(base, "model")))
+    # One net twice: the committee answers as the net does, scored here the same.
+    assert metrics["member_test_accuracy"] == [metrics["test_accuracy"]] * 2
+    assert metrics["test_accuracy"] == pytest.approx(100 * np.mean(here.argmax(1) == labels))
+    assert metrics["config"]["members"] == 2
