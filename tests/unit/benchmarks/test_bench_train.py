@@ -53,12 +53,18 @@ def test_best_runs_name_the_settings_they_add_to_the_preset():
     assert best_runs(1)[0] == ("best: seed=1", {"preset": "best", "seed": 1})
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_runs_side_by_side_each_train_on_a_cpu_of_their_own(tiny_channel, tmp_path):
+def data_folder(channel, tmp_path):
+    """A data folder whose training/ and testing/ are both ``channel``."""
     data = tmp_path / "data"
     data.mkdir()
-    for channel in ("training", "testing"):
-        os.symlink(tiny_channel, data / channel)
+    for name in ("training", "testing"):
+        os.symlink(channel, data / name)
+    return data
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_runs_side_by_side_each_train_on_a_cpu_of_their_own(tiny_channel, tmp_path):
+    data = data_folder(tiny_channel, tmp_path)
     hp = {"epochs": 1, "hidden_channels": 4}
     runs = [("one", {**hp, "seed": 1}), ("two", {**hp, "seed": 2})]
     rows = bench_all(runs, str(data), str(tmp_path / "work"), jobs=2)
@@ -71,10 +77,7 @@ def test_runs_side_by_side_each_train_on_a_cpu_of_their_own(tiny_channel, tmp_pa
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_failed_run_side_by_side_stops_the_runs_not_yet_started(tiny_channel, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for channel in ("training", "testing"):
-        os.symlink(tiny_channel, data / channel)
+    data = data_folder(tiny_channel, tmp_path)
     hp = {"epochs": 3, "hidden_channels": 4}
     # The bad run fails on its hyperparameters while the other still trains; its CPU comes free.
     runs = [("bad", {**hp, "epochs": 0}), ("trains", hp), ("queued", hp)]
