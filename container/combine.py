@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 
 import torch
 
-from container.files import STATE_DICT_FILE
+from container.files import STATE_DICT_FILE, extract_tar
 from container.training import artifacts
 from container.training.data import DataError, load_channel
 from model.networks import Ensemble, NetConfig, ShiftViews, build_model
@@ -36,8 +36,7 @@ def read_model(path, into):
     folder = path
     if os.path.isfile(path) and tarfile.is_tarfile(path):
         folder = tempfile.mkdtemp(dir=into)
-        with tarfile.open(path) as tar:
-            tar.extractall(folder, filter="data")
+        extract_tar(path, folder)
     elif not os.path.isdir(path):
         raise CombineError(f"{path}: neither a model folder nor a model.tar.gz")
     state_path = os.path.join(folder, STATE_DICT_FILE)
@@ -149,6 +148,6 @@ def main(argv=None):
                 with tarfile.open(args.out, "w:gz") as tar:
                     for name in sorted(os.listdir(folder)):  # at the root, as SageMaker packs
                         tar.add(os.path.join(folder, name), arcname=name)
-    except (CombineError, DataError, OSError) as e:
+    except (CombineError, DataError, OSError, tarfile.TarError) as e:
         sys.exit(f"combine: {e}")
     print(f"combine: {config.members} nets in {args.out}", flush=True)

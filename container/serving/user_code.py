@@ -13,11 +13,10 @@ import inspect
 import logging
 import os
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass, replace
 
-from container.files import switched_on
+from container.files import extract_tar, switched_on
 from container.serving.parameters import MULTI_MODEL_ENV
 
 logger = logging.getLogger(__name__)
@@ -73,8 +72,7 @@ def fetch(submitted, into):
     bucket, _, key = submitted.removeprefix("s3://").partition("/")
     archive = os.path.join(into, "sourcedir.tar.gz")
     boto3.client("s3").download_file(bucket, key, archive)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
+    extract_tar(archive, into)
     os.remove(archive)
     return into
 
