@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.bench_train import predict_rate
 from benchmarks.reporting import write_report
-from container.combine import combine
+from container.combine import CombineError, combine
 from container.serving.hooks import model_fn, predict_fn
 from container.serving.pixels import to_batch
 from container.training import artifacts
@@ -43,6 +43,25 @@ def wrong_everywhere(probabilities, labels):
     return int(np.logical_and.reduce(wrong).sum()), int(np.logical_or.reduce(wrong).sum())
 
 
+def as_one_model(models, images, labels):
+    """A sentence on ``models`` made one model by `combine`: its test accuracy and predict_fn's
+    rate against the first model's; or why they cannot be."""
+    with tempfile.TemporaryDirectory(prefix="committee-") as scratch:
+        try:
+            net, config, _ = combine(models, scratch)
+        except CombineError as e:
+            return f"Not combined into one model: {e}."
+        folder = os.path.join(scratch, "combined")
+        artifacts.save_model(net, config, folder, {})
+        combined = predict_fn(images, model_fn(folder))
+        rates = [predict_rate(f, images[:1000], repeats=20)[0] for f in (models[0], folder)]
+    return (
+        f"All {config.members} nets as one model (`combine`): test accuracy "
+        f"{100 * np.mean(combined.argmax(1) == labels):.2f}%; predict_fn on 1,000 test images: "
+        f"{rates[1]:,.0f} images/s, against {rates[0]:,.0f} for the first model alone."
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -66,19 +85,11 @@ def main():
     for size, count, mean, lowest, highest in committee_rows(probabilities, labels):
         lines.append(f"| {size} | {count} | {mean:.3f} | {lowest:.2f} | {highest:.2f} |")
     every, some = wrong_everywhere(probabilities, labels)
-    with tempfile.TemporaryDirectory(prefix="committee-") as scratch:
-        net, config, _ = combine(args.models, scratch)
-        folder = os.path.join(scratch, "combined")
-        artifacts.save_model(net, config, folder, {})
-        combined = predict_fn(images, model_fn(folder))
-        rates = [predict_rate(f, images[:1000], repeats=20)[0] for f in (args.models[0], folder)]
     report = (
         f"Committees of {', '.join(args.models)}\n\n"
         + "\n".join(lines)
         + f"\n\nTest images every model gets wrong: {every}; that some model gets wrong: {some}.\n"
-        + f"\nAll {config.members} nets as one model (`combine`): test accuracy "
-        + f"{100 * np.mean(combined.argmax(1) == labels):.2f}%; predict_fn on 1,000 test images: "
-        + f"{rates[1]:,.0f} images/s, against {rates[0]:,.0f} for the first model alone.\n"
+        + f"\n{as_one_model(args.models, images, labels)}\n"
     )
     write_report(args.out, report)
 

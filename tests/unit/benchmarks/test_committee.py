@@ -1,8 +1,12 @@
-"""Committees of models trained apart, from probabilities worked out by hand."""
+"""Committees of models trained apart, from probabilities worked out by hand, and made one
+model."""
 
 import numpy as np
+import torch
 
-from benchmarks.committee import committee_rows, wrong_everywhere
+from benchmarks.committee import as_one_model, committee_rows, wrong_everywhere
+from container.serving.hooks import model_fn, predict_fn
+from tests.helpers import tiny_model_dir
 
 
 def confident(predicted, confidence):
@@ -25,3 +29,20 @@ def test_committees_average_probabilities():
     assert rows[2] == (3, 1, 100.0, 100.0, 100.0)
     assert wrong_everywhere([a, b, c], labels) == (0, 3)
     assert wrong_everywhere([a, a], labels) == (1, 1)
+
+
+def test_the_models_as_one_score_as_their_committee_or_say_why_they_cannot_be_one(tmp_path):
+    folders = []
+    for seed, width in enumerate((4, 4, 8)):
+        torch.manual_seed(seed)
+        (tmp_path / f"m{seed}").mkdir()
+        folders.append(tiny_model_dir(tmp_path / f"m{seed}", hidden_channels=width))
+    images = np.random.default_rng(0).random((200, 1, 28, 28), dtype=np.float32)
+    probabilities = [predict_fn(images, model_fn(f)) for f in folders[:2]]
+    labels = np.mean(probabilities, 0).argmax(1)  # the committee is right everywhere
+    labels[:50] = (labels[:50] + 1) % 10  # and wrong on a quarter
+    sentence = as_one_model(folders[:2], images, labels)
+    assert sentence.startswith("All 2 nets as one model (`combine`): test accuracy 75.00%;")
+    assert as_one_model(folders[1:], images, labels).startswith(
+        f"Not combined into one model: {folders[2]} differs from {folders[1]} in hidden_channels"
+    )
