@@ -53,11 +53,16 @@ def read_model(path, into):
         raise CombineError(f"{path}: {STATE_DICT_FILE} is not one training wrote ({e})") from None
 
 
+def without_views(net):
+    """``net`` without its ShiftViews wrapper, if it has one."""
+    return net.net if isinstance(net, ShiftViews) else net
+
+
 def members_of(config, state_dict):
     """The single nets in a saved model: itself, or an ensemble's members."""
     net = build_model(config)
     net.load_state_dict(state_dict)
-    inner = net.net if isinstance(net, ShiftViews) else net
+    inner = without_views(net)
     return list(inner.members) if isinstance(inner, Ensemble) else [inner]
 
 
@@ -81,8 +86,7 @@ def combine(paths, scratch):
         members += members_of(config, state_dict)
     config = replace(config, members=len(members))
     net = build_model(config)
-    ensemble = net.net if isinstance(net, ShiftViews) else net
-    for slot, member in zip(ensemble.members, members, strict=True):
+    for slot, member in zip(without_views(net).members, members, strict=True):
         slot.load_state_dict(member.state_dict())
     return net.eval(), config, folders
 
@@ -138,7 +142,7 @@ def main(argv=None):
             if test is not None:
                 metrics["member_test_accuracy"] = [accuracy(f, test) for f in folders]
                 metrics["test_accuracy"] = accuracy(folder, test)
-                artifacts.save_model(net, config, folder, metrics)
+                artifacts.save_metrics(config, folder, metrics)
                 print(
                     f"combine: test accuracy {metrics['test_accuracy']:.2f}%, the models' "
                     + ", ".join(f"{a:.2f}" for a in metrics["member_test_accuracy"]),

@@ -29,6 +29,11 @@ def save_model(net, config, model_dir, metrics):
         {"format": CHECKPOINT_FORMAT, "config": asdict(config), "state_dict": net.state_dict()},
         os.path.join(model_dir, STATE_DICT_FILE),
     )
+    save_metrics(config, model_dir, metrics)
+
+
+def save_metrics(config, model_dir, metrics):
+    """metrics.json: ``metrics`` and the net's config."""
     with open(os.path.join(model_dir, METRICS_FILE), "w") as f:
         json.dump({**metrics, "config": asdict(config)}, f, indent=2)
 

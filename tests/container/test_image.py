@@ -186,7 +186,7 @@ def test_combine_in_the_image_makes_one_archive_of_a_model_folder_and_a_model_ta
         "run",
         "--rm",
         "-v",
-        f"{tmp_path}:/work",
+        f"{tmp_path}:/scratch",
         "-v",
         f"{os.path.join(base, 'model')}:/models/trained:ro",
         "-v",
@@ -194,13 +194,13 @@ def test_combine_in_the_image_makes_one_archive_of_a_model_folder_and_a_model_ta
         image,
         "combine",
         "--out",
-        "/work/combined.tar.gz",
+        "/scratch/combined.tar.gz",
         "--test",
         "/test",
         "/models/trained",
-        "/work/model.tar.gz",
+        "/scratch/model.tar.gz",
     )
-    assert "2 nets in /work/combined.tar.gz" in answer.stdout, answer.stdout + answer.stderr
+    assert "2 nets in /scratch/combined.tar.gz" in answer.stdout, answer.stdout + answer.stderr
     with tarfile.open(tmp_path / "combined.tar.gz") as tar:
         metrics = json.load(tar.extractfile("metrics.json"))
     with np.load(os.path.join(tiny_channel, "mnist.npz")) as data:
